@@ -1,0 +1,5 @@
+import sys
+
+from jxas.cli import main
+
+sys.exit(main())
