@@ -21,8 +21,9 @@ _PUBLIC = {
     "read_structure": "jxas.io.structures",
     "write_xyz": "jxas.io.structures",
     "StructureError": "jxas.io.structures",
+    "Spectrum": "jxas.spectrum.spectrum",
 }
-_SUBMODULES = {"descriptors", "structure", "io", "cli"}
+_SUBMODULES = {"descriptors", "structure", "spectrum", "io", "cli"}
 
 __all__ = sorted(_PUBLIC) + sorted(_SUBMODULES)
 
