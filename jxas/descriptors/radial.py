@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
-
-import jax.numpy as jnp
 
 __all__ = ["cosine_cutoff", "gaussian_grid"]
 

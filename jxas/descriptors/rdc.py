@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -51,7 +52,7 @@ def make_rdc(
         g = jnp.exp(-alpha * (rij[..., None] - grid) ** 2)
         return jnp.einsum("ij,ijr->r", zz, g)
 
-    return rdc_absorber if pairs == "absorber" else rdc_all
+    return jax.jit(rdc_absorber if pairs == "absorber" else rdc_all)
 
 
 def rdc(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -114,7 +115,7 @@ def make_wacsf(
         g4 = 2.0 ** (1.0 - zeta_f) * jnp.sum(ww[None] * ang * gauss, axis=(1, 2))
         return jnp.concatenate([g1, g2, g4])
 
-    return wacsf
+    return jax.jit(wacsf)
 
 
 def wacsf(
