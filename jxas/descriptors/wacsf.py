@@ -74,11 +74,11 @@ def make_wacsf(
         mu4, eta4 = mu4[:keep], eta4[:keep]
     else:
         mu4 = eta4 = np.zeros(0)
-    # flat G4 parameter lists in output order: radial term outermost, then lambda, then zeta
-    mu4_f = jnp.asarray(np.repeat(mu4, n_lz))
-    eta4_f = jnp.asarray(np.repeat(eta4, n_lz))
-    lam_f = jnp.asarray(np.tile(np.repeat(l_arr, len(z_arr)), len(mu4)))
-    zeta_f = jnp.asarray(np.tile(np.tile(z_arr, len(l_arr)), len(mu4)))
+    # angular parameter combinations, lambda outer and zeta inner (the reference's order)
+    lam_list = [float(v) for v in np.repeat(l_arr, len(z_arr))]
+    zeta_list = [float(v) for v in np.tile(z_arr, len(l_arr))]
+    zeta = jnp.asarray(zeta_list)
+    mu4, eta4 = jnp.asarray(mu4), jnp.asarray(eta4)
     mu2, eta2 = jnp.asarray(mu2), jnp.asarray(eta2)
     # integer zeta: plain powers have exact derivatives at base 0 (collinear pairs with lambda = -1)
     integer_zeta = bool(np.all(z_arr == np.round(z_arr)) and np.all(z_arr >= 1))
@@ -93,26 +93,31 @@ def make_wacsf(
         g2 = jnp.sum(w * fc * jnp.exp(-eta2[:, None] * (r - mu2[:, None]) ** 2), axis=1)
         if not n_g4:
             return jnp.concatenate([g1, g2])
-        # pair geometry; r > 0 for every neighbour, so the safe divisions only guard masked slots
-        r_safe = jnp.where(nb, r, 1.0)
-        cos = jnp.clip((d0 @ d0.T) / (r_safe[:, None] * r_safe[None, :]), -1.0, 1.0)
-        rjk = safe_norm(d0[:, None, :] - d0[None, :, :])
+        # Unique neighbour pairs j < k via static triangle indices: the G4 sum runs over P = n(n-1)/2
+        # pairs only. The three-distance Gaussian factorises as g(r_0j) g(r_0k) g(r_jk), so only the
+        # r_jk factor needs a [radial, P] exponential; the angular factor (1 + lambda cos)^zeta does
+        # not depend on the radial term, and the contraction over pairs is one matrix product.
+        n = r.shape[0]
+        jj, kk = np.triu_indices(n, k=1)
+        r_safe = jnp.where(nb, r, 1.0)  # r > 0 for every neighbour; guards masked slots only
+        dj, dk = d0[jj], d0[kk]
+        cos = jnp.clip(jnp.sum(dj * dk, axis=-1) / (r_safe[jj] * r_safe[kk]), -1.0, 1.0)
+        rjk = safe_norm(dj - dk)
         fc_jk = cosine_cutoff(rjk, r_max)
         if truncate_jk:
             fc_jk = jnp.where(rjk < r_max, fc_jk, 0.0)
-        n = r.shape[0]
-        pair = jnp.triu(jnp.ones((n, n), bool), k=1) & nb[:, None] & nb[None, :]
-        a = w * fc  # [n]
-        ww = jnp.where(pair, a[:, None] * a[None, :] * fc_jk, 0.0)  # [n, n]
-        base = 1.0 + lam_f[:, None, None] * cos[None]  # >= 0 since |cos| <= 1 and |lambda| <= 1
-        ang = base ** zeta_f[:, None, None] if integer_zeta else _safe_pow(base, zeta_f[:, None, None])
-        gauss = jnp.exp(
-            -eta4_f[:, None, None]
-            * ((r[None, :, None] - mu4_f[:, None, None]) ** 2
-               + (r[None, None, :] - mu4_f[:, None, None]) ** 2
-               + (rjk[None] - mu4_f[:, None, None]) ** 2)
-        )
-        g4 = 2.0 ** (1.0 - zeta_f) * jnp.sum(ww[None] * ang * gauss, axis=(1, 2))
+        a = w * fc  # [n], zero outside the neighbour set
+        a_pair = a[jj] * a[kk] * fc_jk  # [P]
+        g_atom = jnp.exp(-eta4[:, None] * (r[None, :] - mu4[:, None]) ** 2)  # [K, n]
+        radial = g_atom[:, jj] * g_atom[:, kk] * jnp.exp(-eta4[:, None] * (rjk[None, :] - mu4[:, None]) ** 2)
+        # [L, P]; base >= 0 since |cos| <= 1 and |lambda| <= 1. Integer zeta (the usual 1, 2, 4) uses
+        # integer powers: cheaper than pow and with exact derivatives at base 0 (collinear pairs).
+        ang = jnp.stack([
+            (1.0 + lm * cos) ** int(zt) if integer_zeta else _safe_pow(1.0 + lm * cos, zt)
+            for lm, zt in zip(lam_list, zeta_list, strict=True)
+        ])
+        g4 = ((radial * a_pair[None, :]) @ ang.T) * 2.0 ** (1.0 - zeta)[None, :]  # [K, L]
+        g4 = g4.reshape(-1)  # radial term outermost, then lambda, then zeta
         return jnp.concatenate([g1, g2, g4])
 
     return jax.jit(wacsf)
