@@ -22,6 +22,8 @@ _PUBLIC = {
     "write_xyz": "jxas.io.structures",
     "StructureError": "jxas.io.structures",
     "Spectrum": "jxas.spectrum.spectrum",
+    "refine": "jxas.refine",
+    "RefineResult": "jxas.refine.result",
 }
 _SUBMODULES = {"descriptors", "structure", "spectrum", "io", "cli"}
 
