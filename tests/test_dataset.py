@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import jax
 import jax.numpy as jnp
@@ -39,9 +41,7 @@ def entries(rng):
 
 
 def _create(tmp_path, n_max=8):
-    return Dataset.create(
-        tmp_path / "fe.h5", element="Fe", edge="K", energy=GRID, recipe={"name": "test"}, n_max=n_max
-    )
+    return Dataset.create(tmp_path / "fe.h5", element="Fe", edge="K", energy=GRID, recipe={"name": "test"}, n_max=n_max)
 
 
 def test_round_trip(tmp_path, entries):
@@ -69,9 +69,7 @@ def test_round_trip(tmp_path, entries):
         np.testing.assert_array_equal(np.asarray(batch.numbers[i, :n]), num)
         assert bool(batch.mask[i, :n].all()) and not bool(batch.mask[i, n:].any())
         assert int(batch.absorber[i]) == absorber
-        assert int(batch.charge[i]) == int(e["structure"].charge) and int(batch.spin[i]) == int(
-            e["structure"].spin
-        )
+        assert int(batch.charge[i]) == int(e["structure"].charge) and int(batch.spin[i]) == int(e["structure"].spin)
         raw_e, raw_mu = ds.raw(i)
         np.testing.assert_array_equal(raw_e, e["raw_energy"])
         np.testing.assert_array_equal(raw_mu, e["raw_mu"])
@@ -230,3 +228,20 @@ def test_bad_files_and_create_arguments(tmp_path):
     with pytest.raises(ValueError, match="strictly increasing"):
         Dataset.create(tmp_path / "b.h5", element="Fe", energy=GRID[::-1], recipe={})
     assert not (tmp_path / "a.h5").exists() and not (tmp_path / "b.h5").exists()
+
+
+def test_cli_dataset_info(tmp_path, entries, capsys):
+    from jxas.cli import main
+
+    ds = _create(tmp_path)
+    ds.append(entries[:4])
+    ds.append_failure("bad1", "timeout: task ran 901 s > 900 s", None)
+    assert main(["dataset", "info", str(ds.path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_entries"] == 4 and info["n_failures"] == 1 and info["counts"] == {"Fe-K": 4}
+    assert main(["dataset", "info", str(ds.path), str(ds.path)]) == 0
+    text = capsys.readouterr().out
+    assert "entries      : 4 in 2 groups" in text and "1 x timeout" in text
+    assert "Fe-K test" in text and "8 entries" in text  # totals over the two paths
+    assert main(["dataset", "info", str(tmp_path / "missing.h5")]) == 1
+    assert "missing.h5: no such dataset file" in capsys.readouterr().err
