@@ -1,0 +1,107 @@
+"""Calibration of ensemble uncertainties: coverage, sigma-error correlation, scale recalibration.
+
+An ensemble predicts a mean m and a spread sigma per output. The spread "means what it says" when the
+reference y falls inside m +- 2 sigma about 95% of the time (for Gaussian errors, 95.45%) and when a
+larger sigma goes with a larger error. David et al., Digital Discovery 2, 1461 (2023) report, per
+spectrum over its 50 G2 outputs, the fraction inside +-2 sigma (median over spectra) and the Pearson
+correlation between the spectrum's mean sigma and its mean squared error; the same definitions are
+used here. Bootstrap ensembles are usually over-confident; the simplest fix (Kuleshov et al., ICML 2018;
+Levi et al., Sensors 22, 5540 (2022)) is one scale factor per output, fitted on validation data, that
+multiplies sigma. Two fits are offered: "nll", the closed-form Gaussian maximum likelihood
+s^2 = mean(((y - m) / sigma)^2), and "coverage", the quantile of |y - m| / sigma at the nominal
+coverage divided by k, so that exactly that fraction of validation points falls inside +-k s sigma.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+__all__ = ["coverage", "sigma_error_correlation", "fit_scale", "calibration_report", "NOMINAL_2SIGMA"]
+
+NOMINAL_2SIGMA = float(special.erf(2.0 / np.sqrt(2.0)))  # 0.9545: Gaussian mass within +-2 sigma
+
+
+def _check(y, mean, sigma):
+    y, mean, sigma = (np.asarray(a, float) for a in (y, mean, sigma))
+    if not (y.shape == mean.shape == sigma.shape):
+        raise ValueError(f"y, mean and sigma must have the same shape, got {y.shape}, {mean.shape}, {sigma.shape}")
+    for name, a in (("y", y), ("mean", mean), ("sigma", sigma)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} has NaN or infinite values")
+    if np.any(sigma < 0):
+        raise ValueError("sigma must be non-negative")
+    return y, mean, sigma
+
+
+def coverage(y, mean, sigma, *, k: float = 2.0, axis: int | None = -1) -> np.ndarray:
+    """Fraction of references inside ``mean +- k sigma``.
+
+    Args:
+        y, mean, sigma: arrays of equal shape, e.g. ``[N, D]`` (samples x outputs).
+        k: half-width of the interval in units of sigma.
+        axis: axis over which to average (default the last: one coverage per sample); None: all.
+    """
+    y, mean, sigma = _check(y, mean, sigma)
+    inside = np.abs(y - mean) <= k * sigma
+    return inside.mean(axis=axis)
+
+
+def sigma_error_correlation(y, mean, sigma, *, axis: int = -1, method: str = "pearson") -> float:
+    """Correlation between each sample's mean predicted sigma and its mean squared error.
+
+    ``method`` "pearson" (as David et al. 2023) or "spearman". Needs at least 3 samples.
+    """
+    y, mean, sigma = _check(y, mean, sigma)
+    if y.ndim == 1:
+        s, mse = sigma, (y - mean) ** 2
+    else:
+        s, mse = sigma.mean(axis=axis), ((y - mean) ** 2).mean(axis=axis)
+    if s.size < 3:
+        raise ValueError(f"need at least 3 samples for a correlation, got {s.size}")
+    if np.ptp(s) == 0 or np.ptp(mse) == 0:
+        raise ValueError("sigma or error is constant over the samples: correlation undefined")
+    if method == "pearson":
+        return float(stats.pearsonr(s, mse)[0])
+    if method == "spearman":
+        return float(stats.spearmanr(s, mse)[0])
+    raise ValueError(f"unknown method {method!r}; use 'pearson' or 'spearman'")
+
+
+def fit_scale(y, mean, sigma, *, method: str = "coverage", k: float = 2.0, nominal: float | None = None,
+              axis: int | None = 0, floor: float = 1e-12) -> np.ndarray:
+    """Scale factor(s) s for sigma fitted on validation data (one per output with the default ``axis=0``).
+
+    Args:
+        y, mean, sigma: validation references, ensemble means and spreads, e.g. ``[N, D]``.
+        method: "coverage" (exact nominal coverage at +-k s sigma) or "nll" (Gaussian max. likelihood).
+        k: interval half-width for "coverage".
+        nominal: target coverage for "coverage" (default: Gaussian mass within +-k sigma).
+        axis: sample axis (None: one scale for everything).
+        floor: sigma below this is treated as this (a member-identical output would divide by 0).
+
+    Returns:
+        The scale(s), shape of ``y`` without ``axis``.
+    """
+    y, mean, sigma = _check(y, mean, sigma)
+    z = np.abs(y - mean) / np.maximum(sigma, floor)
+    if method == "nll":
+        return np.sqrt(np.mean(z**2, axis=axis))
+    if method == "coverage":
+        q = float(special.erf(k / np.sqrt(2.0))) if nominal is None else float(nominal)
+        if not 0 < q < 1:
+            raise ValueError(f"nominal coverage must lie in (0, 1), got {q}")
+        return np.quantile(z, q, axis=axis) / k
+    raise ValueError(f"unknown method {method!r}; use 'coverage' or 'nll'")
+
+
+def calibration_report(y, mean, sigma, *, k: float = 2.0) -> dict[str, float]:
+    """Median per-sample coverage at +-k sigma, overall coverage, Pearson/Spearman sigma-MSE correlations."""
+    cov = coverage(y, mean, sigma, k=k)
+    out = {"median_coverage": float(np.median(cov)), "coverage": float(coverage(y, mean, sigma, k=k, axis=None))}
+    try:
+        out["pearson_sigma_mse"] = sigma_error_correlation(y, mean, sigma)
+        out["spearman_sigma_mse"] = sigma_error_correlation(y, mean, sigma, method="spearman")
+    except ValueError:
+        out["pearson_sigma_mse"] = out["spearman_sigma_mse"] = float("nan")
+    return out
