@@ -1,6 +1,30 @@
-"""Spectra: container, grids, and differentiable processing (pure JAX)."""
+"""Spectra: container, grids, and differentiable processing (pure JAX).
 
+Processing functions act on the last axis of ``mu`` (absolute energies in eV) and are jit/vmap/grad-able;
+``pre_edge``, ``find_e0`` and ``align`` choose things on the host (xraylarch semantics) and return numbers.
+"""
+
+from jxas.spectrum.broaden import arctan_width, broaden, broadening_kernel, seah_dench_width
 from jxas.spectrum.grids import edge_energy, standard_grid
+from jxas.spectrum.interp import derivative, interp, scale, shift
+from jxas.spectrum.normalise import PreEdge, default_ranges, find_e0, normalise, pre_edge
 from jxas.spectrum.spectrum import Spectrum
 
-__all__ = ["Spectrum", "edge_energy", "standard_grid"]
+__all__ = [
+    "PreEdge",
+    "Spectrum",
+    "arctan_width",
+    "broaden",
+    "broadening_kernel",
+    "default_ranges",
+    "derivative",
+    "edge_energy",
+    "find_e0",
+    "interp",
+    "normalise",
+    "pre_edge",
+    "scale",
+    "seah_dench_width",
+    "shift",
+    "standard_grid",
+]

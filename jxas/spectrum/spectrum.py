@@ -35,7 +35,9 @@ class Spectrum:
             if jnp.ndim(e) != 1:
                 raise ValueError(f"energy must be 1-D, got shape {jnp.shape(e)}")
             if jnp.shape(self.mu)[-1] != jnp.shape(e)[0]:
-                raise ValueError(f"mu has {jnp.shape(self.mu)[-1]} points on its last axis, energy has {jnp.shape(e)[0]}")
+                raise ValueError(
+                    f"mu has {jnp.shape(self.mu)[-1]} points on its last axis, energy has {jnp.shape(e)[0]}"
+                )
 
     def replace(self, **changes) -> Spectrum:
         return dataclasses.replace(self, **changes)
