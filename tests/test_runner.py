@@ -346,3 +346,40 @@ def test_real_feff_through_the_runner(tmp_path):
     assert ds.provenance(0)["feff_version"] and ds.recipe["name"] == "feff10-default"
     raw_e, raw_mu = ds.raw(0)
     assert raw_e.size > 50 and raw_e[0] < ds.energy[0]
+
+
+def test_cli_generate_bad_input_writes_nothing(tmp_path, capsys):
+    from jxas.cli import main
+
+    out = tmp_path / "og.h5"
+    assert main(["generate", "--element", "Og", "--n", "2", "--out", str(out), "--no-progress"]) == 1
+    assert "Og" in capsys.readouterr().err
+    assert main(["generate", "--element", "Fe", "--n", "2", "--out", str(out), "--set", "fms_radius"]) == 1
+    assert "FIELD=VALUE" in capsys.readouterr().err
+    assert main(["generate", "--element", "Fe", "--n", "2", "--out", str(out), "--set", "colour=5"]) == 1
+    assert "unknown FeffRecipe fields" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.feff
+@pytest.mark.xtb
+def test_cli_generate_real_campaign_entry(tmp_path, capsys):
+    """`jxas generate` end to end: builder + GFN-FF + FEFF10 on one spec, then `jxas dataset info`."""
+    from jxas.cli import main
+
+    out = tmp_path / "fe.h5"
+    argv = ["generate", "--element", "Fe", "--n", "2", "--out", str(out), "--workers", "2", "--no-progress"]
+    assert main(argv) == 0
+    ds = Dataset(out)
+    assert len(ds) + len(ds.failures) == 2
+    for f in ds.failures:  # a builder or FEFF failure carries its reason
+        assert f["reason"] and f["provenance"]["spec"]["key"] == f["key"]
+    if len(ds):
+        prov = ds.provenance(0)
+        assert prov["feff_version"] and prov["seconds"]["feff"] > 0 and prov["input_hash"]
+        assert ds.recipe["name"] == "feff10-default"
+    assert "jxas generate --element Fe --edge K --n 2 --seed 0" in out.with_suffix(".md").read_text()
+    capsys.readouterr()
+    assert main(["dataset", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_entries"] + info["n_failures"] == 2
