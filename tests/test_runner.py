@@ -243,6 +243,30 @@ def test_sigkill_of_the_whole_run_then_resume(tmp_path):
     assert not journal.exists()
 
 
+def test_sigterm_stops_cleanly(tmp_path):
+    """SIGTERM: workers stopped, finished entries merged (journal empty), the run logged; then resumable."""
+    path = tmp_path / "fe.h5"
+    n = 12
+    proc = _start(path, n=n, sleep=0.4, flush=100)
+    workers = _workers_of(proc)
+    journal = path.with_name("fe.h5.journal")
+    _wait_for(lambda: len(list(journal.glob("*.pkl"))) >= 2)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    for w in workers:
+        _wait_for(lambda w=w: not w.is_running() or w.status() == psutil.STATUS_ZOMBIE, wait_s=10)
+    assert not list(journal.glob("*.pkl"))  # everything finished is in the file
+    ds = Dataset(path)
+    assert 2 <= len(ds) < n
+    with h5py.File(path) as f:
+        (run,) = json.loads(f.attrs["generation_runs"])
+    assert run["n_new"] == len(ds)
+    rep = _run(path, _specs(n))
+    assert rep.n_new == n - len(ds)
+    _assert_matches_direct(Dataset(path), _specs(n))
+
+
 def test_dask_local_cluster_gives_the_same_file(tmp_path):
     pytest.importorskip("distributed")
     import cloudpickle

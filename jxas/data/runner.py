@@ -316,7 +316,8 @@ class _DaskPool:
         self.n = max(1, sum(self.client.nthreads().values())) if scheduler != "local" else n
         self.worker, self.recipe, self.timeout = worker, recipe, timeout
         self.futures: dict = {}  # future -> (key, spec, t0)
-        self._recipe_future = self.client.scatter(recipe, broadcast=True) if recipe is not None else None
+        # a list, so that a dict recipe is scattered as one object rather than as a mapping of keys
+        self._recipe_future = self.client.scatter([recipe], broadcast=True)[0] if recipe is not None else None
 
     def idle(self) -> list[int]:
         return list(range(self.n - len(self.futures)))
@@ -516,6 +517,25 @@ def _check_specs(specs: Sequence[dict]) -> None:
 
 
 @contextlib.contextmanager
+def _sigterm_as_exit():
+    """SIGTERM (batch schedulers, ``timeout``) ends the run like Ctrl-C: workers stopped, journal merged."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def _lock(out: Path):
     lock_path = out.with_name(out.name + ".lock")
     fh = open(lock_path, "a+")
@@ -622,7 +642,7 @@ def generate(
     out.parent.mkdir(parents=True, exist_ok=True)
     journal = out.with_name(out.name + ".journal")
 
-    with _lock(out):
+    with _lock(out), _sigterm_as_exit():
         out.with_name(out.name + ".merging").unlink(missing_ok=True)  # debris of a killed merge
         if not out.exists():
             Dataset.create(out, element=element, edge=edge, energy=energy, recipe=recipe_dict, n_max=n_max)
