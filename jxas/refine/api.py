@@ -16,7 +16,7 @@ import numpy as np
 
 from jxas.losses import get_loss, make_grid, mse, pearson
 from jxas.physics.restraints import detect_topology, make_restraints
-from jxas.physics.xtb import XTB_METHODS, xtb_energy
+from jxas.physics.xtb import XTB_METHODS, XTBError, is_xtb_failure, xtb_energy
 from jxas.refine.loop import LoopConfig, movable_mask, run_loop, scan_refine
 from jxas.refine.objective import (
     SHIFT_UNIT,
@@ -106,13 +106,16 @@ def prepare_target(
     return mu_grid, inside.astype(float), e0, info
 
 
-def energy_term(method: str, structure: Structure, **restraint_kw) -> tuple[Callable | None, str]:
+def energy_term(
+    method: str, structure: Structure, *, xtb_options: dict | None = None, **restraint_kw
+) -> tuple[Callable | None, str]:
     """``(energy_fn(positions) -> eV, label)`` for ``method`` in :data:`ENERGIES`."""
     if method in XTB_METHODS:
         num, mask, q, sp = structure.numbers, structure.mask, int(structure.charge), int(structure.spin)
+        opts = dict(xtb_options or {})
 
         def fn(positions):
-            return xtb_energy(positions, num, charge=q, spin=sp, method=method, mask=mask)
+            return xtb_energy(positions, num, charge=q, spin=sp, method=method, mask=mask, **opts)
 
         return fn, method
     if method == "restraints":
@@ -146,6 +149,7 @@ def refine(
     restraint_weight: float = 0.0,
     restraints: dict | None = None,
     xtb_fallback: str | None = "gfnff",
+    xtb_options: dict | None = None,
     uncertainty: bool = True,
     uncertainty_steps: int = 60,
     loop: LoopConfig | None = None,
@@ -176,6 +180,7 @@ def refine(
         restraint_weight: add restraints (jax-md) with this weight per eV per atom on top of ``energy``.
         restraints: keyword arguments of :func:`jxas.physics.make_restraints`.
         xtb_fallback: energy to fall back to after xTB failures persist (``"gfnff"``) or None to stop.
+        xtb_options: ``accuracy`` / ``max_iterations`` for :func:`jxas.physics.xtb_energy`.
         uncertainty: estimate first-shell distance uncertainties from the ensemble spread (refine
             briefly against each member, restraints as energy, vmapped) when the model has members.
         uncertainty_steps: steps of those member refinements.
@@ -235,7 +240,7 @@ def refine(
     restraint_fn = make_restraints(structure, **rkw) if restraint_weight > 0 else None
 
     def build(method: str, x_ref):
-        efn, label = energy_term(method, structure, **rkw)
+        efn, label = energy_term(method, structure, xtb_options=xtb_options, **rkw)
         fn = make_objective(predict, loss_fn, energy_fn=efn, restraint_fn=restraint_fn)
         fn.label = label
         e_ref = float(efn(x_ref["positions"])) if efn is not None else 0.0
@@ -251,12 +256,23 @@ def refine(
         return fn, args
 
     x0 = {"positions": structure.positions, "nuisance": nu0}
-    fn, args = build(energy, x0)
-    e_start = float(args.e_ref)
     state = {"method": energy}
+    start_events = []
+    try:
+        fn, args = build(energy, x0)
+    except Exception as e:  # noqa: BLE001 - xTB failures arrive wrapped by JAX
+        if not (energy in XTB_METHODS and is_xtb_failure(e)):
+            raise
+        msg = str(e).strip().splitlines()[-1]
+        if xtb_fallback in (None, energy):
+            raise XTBError(f"{energy} failed on the starting structure and no fallback is configured: {msg}") from None
+        start_events.append(f"start: {energy} failed ({msg}); fell back to {xtb_fallback}")
+        state["method"] = xtb_fallback
+        fn, args = build(xtb_fallback, x0)
+    e_start = float(args.e_ref)
 
     def fallback(x_good):
-        if energy not in XTB_METHODS or xtb_fallback in (None, energy):
+        if state["method"] not in XTB_METHODS or xtb_fallback in (None, state["method"]):
             raise RuntimeError(f"no fallback configured after {energy} failures")
         state["method"] = xtb_fallback
         return build(xtb_fallback, x0)  # reference energy of the fallback at the start geometry
@@ -289,7 +305,7 @@ def refine(
     }
     energies = {}
     if state["method"] != "none":
-        efn, _ = energy_term(state["method"], structure, **rkw)
+        efn, _ = energy_term(state["method"], structure, xtb_options=xtb_options, **rkw)
         try:
             energies = {"start": float(efn(structure.positions)), "end": float(efn(x["positions"]))}
         except Exception:  # noqa: BLE001 - reporting only; the run status already says what failed

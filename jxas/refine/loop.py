@@ -147,6 +147,7 @@ def run_loop(
     fallback: Callable[[Any], tuple[Callable, Any]] | None = None,
     is_energy_failure: Callable[[BaseException], bool] | None = None,
     record: Callable[[Any, dict], dict[str, float]] | None = None,
+    on_step: Callable[[int, dict], None] | None = None,
     progress: bool = False,
 ) -> LoopOutput:
     """Minimise ``fn(x, args)`` from ``x0`` with masked optax updates; robust to failures.
@@ -162,6 +163,7 @@ def run_loop(
             ``(fn, args)`` (e.g. GFN-FF instead of GFN2-xTB) to continue with, or raises.
         is_energy_failure: recognises an energy-term failure among exceptions (default: xTB's).
         record: ``record(x, aux) -> {name: scalar}`` extra history columns (traced, inside the step).
+        on_step: host hook ``on_step(step, row)`` called after every good step (logging, live plots).
         progress: show a tqdm progress bar.
 
     Returns:
@@ -244,6 +246,8 @@ def run_loop(
                 hist.setdefault(k, []).append(v)
             if i % cfg.traj_every == 0:
                 traj.append(pos[real])
+            if on_step is not None:
+                on_step(i, row)
             if val < good_loss:
                 good_x, good_loss, good_aux = x, val, aux
             if bar is not None:
