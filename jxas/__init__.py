@@ -22,6 +22,8 @@ _PUBLIC = {
     "write_xyz": "jxas.io.structures",
     "StructureError": "jxas.io.structures",
     "Spectrum": "jxas.spectrum.spectrum",
+    "load_model": "jxas.models.registry",
+    "Model": "jxas.models.model",
     "refine": "jxas.refine",
     "RefineResult": "jxas.refine.result",
 }
