@@ -9,7 +9,7 @@ and mu kept in ``meta``.
 
 The energy grid of the default recipe is set with FEFF's ``EGRID`` card so that FEFF itself covers
 the whole standard grid with a margin for FEFF's edge offset (FEFF10's Fermi level lies a few eV
-from the tabulated edge): ``e_grid -35 -10 1.0`` and ``e_grid last 2 0.5`` below and at the edge
+from the tabulated edge): ``e_grid -35 -10 2.5`` and ``e_grid last 2 0.5`` below and at the edge
 (relative to FEFF's Fermi level), then ``k_grid last 5.2 0.07`` (up to ~103 eV above it). Nothing is
 extrapolated: if FEFF's grid does not cover the standard grid the run fails with
 :class:`FeffRunError`. Between FEFF's points mu is interpolated with a monotone cubic (PCHIP), which
@@ -120,7 +120,7 @@ class FeffRecipe:
     exchange: tuple[int, float, float] = (0, 0.0, 0.0)
     s02: float = 1.0
     e_far: float = -35.0
-    e_far_step: float = 1.0
+    e_far_step: float = 2.5
     e_near: float = -10.0
     e_near_step: float = 0.5
     e_near_end: float = 2.0
