@@ -385,6 +385,7 @@ def test_cli_generate_bad_input_writes_nothing(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # builder + GFN-FF + FEFF on two specs: 30-90 s on two busy cores
 @pytest.mark.feff
 @pytest.mark.xtb
 def test_cli_generate_real_campaign_entry(tmp_path, capsys):
