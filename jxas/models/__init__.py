@@ -19,6 +19,7 @@ from jxas.models.config import (
     init_params,
     make_module,
     model_cutoff,
+    prepare_config,
     training_domain,
     with_statistics,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "load_model",
     "make_module",
     "model_cutoff",
+    "prepare_config",
     "pretrained_dir",
     "stack_members",
     "training_domain",

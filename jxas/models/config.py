@@ -22,6 +22,7 @@ from jxas.structure import Structure, absorber_distances
 
 __all__ = [
     "DEFAULTS", "default_config", "make_module", "init_params", "model_cutoff", "training_domain", "with_statistics",
+    "prepare_config",
 ]
 
 # network hyper-parameters per kind (everything else in a config is data: grid, element, statistics)
@@ -172,8 +173,6 @@ def training_domain(batch: Structure, cutoff: float) -> dict[str, Any]:
         nearest-neighbour distance (Å), ``n_neighbours`` [min, max] of real atoms within ``cutoff``,
         ``charge`` and ``spin`` [min, max].
     """
-    import jax.numpy as jnp  # noqa: F401  (vmap below traces on the default backend)
-
     r = np.asarray(jax.vmap(absorber_distances)(batch))
     mask = np.asarray(batch.mask)
     nb = mask & (r > 0) & (r < cutoff)
@@ -212,11 +211,26 @@ def with_statistics(config: dict, structures: Structure, mu: np.ndarray, *, chun
     z = atomic_numbers[cfg["element"]]
     cfg["elements"] = sorted(set(dom["elements"]) | {z})
     cfg["domain"] = dom
+    return prepare_config(cfg, structures, chunk=chunk)
+
+
+def prepare_config(config: dict, structures: Structure, *, chunk: int = 512) -> dict[str, Any]:
+    """Fill the input-side statistics a config needs from the training structures (used by jxas.train).
+
+    For the MLP: descriptor mean/std (``x_mean``, ``x_std``); for every kind: ``cutoff`` and, when
+    missing, the training ``domain``. Output statistics (``mu_mean``/``mu_std``) are left as given.
+    """
+    cfg = copy.deepcopy(config)
+    cfg["cutoff"] = model_cutoff(cfg)
+    if "domain" not in cfg:
+        cfg["domain"] = training_domain(structures, cfg["cutoff"])
     if cfg["kind"] == "mlp":
-        fn = jax.jit(jax.vmap(descriptor_fn(cfg["descriptor"], cfg.get("descriptor_args", {}))))
-        n = mu.shape[0]
-        xs = [np.asarray(fn(jax.tree.map(lambda a, i=i: a[i : i + chunk], structures))) for i in range(0, n, chunk)]
-        x = np.concatenate(xs)
+        fn = jax.jit(jax.vmap(descriptor_fn(cfg.get("descriptor", "wacsf"), cfg.get("descriptor_args", {}))))
+        n = int(np.shape(structures.numbers)[0])
+        parts = [jax.tree.map(lambda a, i=i: jnp.asarray(a[i : i + chunk]), structures) for i in range(0, n, chunk)]
+        x = np.concatenate([np.asarray(fn(part)) for part in parts])
+        if not np.all(np.isfinite(x)):
+            raise ValueError("training descriptors contain NaN/inf")
         cfg["x_mean"] = [float(v) for v in x.mean(0)]
         cfg["x_std"] = [float(v) for v in np.maximum(x.std(0), 1e-6)]
     return cfg

@@ -39,43 +39,52 @@ class Model:
     """A forward model structure -> unconvolved mu(E) on an absolute energy grid.
 
     Attributes:
-        config: JSON-able config (see :func:`jxas.models.default_config`).
+        config: JSON-able config (see :func:`jxas.models.default_config`); holds everything needed to
+            rebuild the network, including the standardisation statistics.
         params: parameters with every leaf stacked on a leading member axis ``[M, ...]``.
-        name: model name ("cu-k", or the directory name).
+        element, edge: absorber element symbol and edge ("Cu", "K"); default from the config.
+        energy: ``[E]`` absolute energy grid in eV (NumPy); default from the config.
+        cutoff: radius (Å) within which the model sees neighbours; default from the config.
         card: model card (markdown).
+        name: model name ("cu-k", or the directory name).
 
-    ``element``, ``edge``, ``energy`` (eV, NumPy), ``cutoff`` (Å) and ``members`` come from the config.
+    Values passed explicitly are written into the config, so that ``save`` records them.
     """
 
     config: dict
     params: Any
-    name: str = ""
+    element: str | None = None
+    edge: str | None = None
+    energy: np.ndarray | None = None
+    cutoff: float | None = None
     card: str = ""
+    name: str = ""
 
     def __post_init__(self):
-        for key in ("kind", "element", "edge", "energy", "n_energy", "elements"):
-            if key not in self.config:
+        cfg = dict(self.config)
+        if self.element is not None:
+            cfg["element"] = str(self.element).strip().capitalize()
+        if self.edge is not None:
+            cfg["edge"] = str(self.edge).strip().upper()
+        if self.energy is not None:
+            cfg["energy"] = [float(e) for e in np.ravel(self.energy)]
+        if self.cutoff is not None:
+            cfg["cutoff"] = float(self.cutoff)
+        for key in ("kind", "element", "edge", "energy"):
+            if key not in cfg:
                 raise ValueError(f"model config lacks {key!r}")
-        if len(self.config["energy"]) != self.config["n_energy"]:
-            raise ValueError("model config: energy grid length differs from n_energy")
+        cfg.setdefault("n_energy", len(cfg["energy"]))
+        if len(cfg["energy"]) != cfg["n_energy"]:
+            raise ValueError(
+                f"model config: energy grid has {len(cfg['energy'])} points, n_energy is {cfg['n_energy']}"
+            )
+        cfg.setdefault("elements", [atomic_numbers[cfg["element"]]])
+        object.__setattr__(self, "config", cfg)
+        object.__setattr__(self, "element", cfg["element"])
+        object.__setattr__(self, "edge", cfg["edge"])
+        object.__setattr__(self, "energy", np.asarray(cfg["energy"], np.float64))
+        object.__setattr__(self, "cutoff", float(cfg["cutoff"]) if "cutoff" in cfg else model_cutoff(cfg))
         n_members(self.params)  # validates the member axis
-
-    # ---- metadata -------------------------------------------------------------------------------
-    @property
-    def element(self) -> str:
-        return self.config["element"]
-
-    @property
-    def edge(self) -> str:
-        return self.config["edge"]
-
-    @functools.cached_property
-    def energy(self) -> np.ndarray:
-        return np.asarray(self.config["energy"], np.float64)
-
-    @property
-    def cutoff(self) -> float:
-        return model_cutoff(self.config)
 
     @property
     def members(self) -> int:
@@ -100,6 +109,10 @@ class Model:
     def init(cls, config: dict, *, key: jax.Array, members: int = 1, name: str = "", card: str = "") -> Model:
         """A randomly initialised model (e.g. to train, or for tests)."""
         return cls(config=config, params=init_params(config, key=key, members=members), name=name, card=card)
+
+    def replace(self, **changes) -> Model:
+        """A copy with some fields replaced (e.g. ``model.replace(params=new)``)."""
+        return dataclasses.replace(self, **changes)
 
     # ---- pure functions (jit/grad/vmap-able) ----------------------------------------------------
     def apply_members(self, params: Any, structure: Structure) -> Float[Array, "m e"]:
@@ -182,7 +195,7 @@ class Model:
             dij = np.linalg.norm(real[:, None] - real[None], axis=-1) + np.eye(len(real)) * 1e9
             if dij.min() < 0.5:
                 warnings.append(f"atoms only {dij.min():.3f} Å apart (unphysical geometry)")
-        dom = self.config.get("domain")
+        dom = _domain(self.config)
         if dom:
             rnn = float(r[nb].min())
             lo, hi = dom["nn_distance"]
@@ -289,6 +302,16 @@ class Model:
         params = jax.tree.map(jnp.asarray, state)
         card = (d / _CARD).read_text() if (d / _CARD).is_file() else ""
         return cls(config=cfg, params=params, name=name or cfg.get("name") or d.name, card=card)
+
+
+def _domain(cfg: dict) -> dict | None:
+    """Training domain in the ``training_domain`` format (also reads ``train_ranges`` of jxas.train)."""
+    if cfg.get("domain"):
+        return cfg["domain"]
+    tr = cfg.get("train_ranges")
+    if tr and "nearest_neighbour_A" in tr and "neighbours_within_cutoff" in tr:
+        return {"nn_distance": tr["nearest_neighbour_A"], "n_neighbours": tr["neighbours_within_cutoff"]}
+    return None
 
 
 def _jsonable(x):
