@@ -245,3 +245,20 @@ def test_cli_dataset_info(tmp_path, entries, capsys):
     assert "Fe-K test" in text and "8 entries" in text  # totals over the two paths
     assert main(["dataset", "info", str(tmp_path / "missing.h5")]) == 1
     assert "missing.h5: no such dataset file" in capsys.readouterr().err
+
+
+def test_scattered_reads_equal_cached_reads(tmp_path, rng):
+    ds = _create(tmp_path)
+    ds.append([_entry(rng, i, 4 + i % 5) for i in range(12)])
+    fresh = Dataset(ds.path)  # nothing cached: h5py point selection
+    idx = [9, 2, 9]
+    s_fresh, mu_fresh = fresh.structures(idx), fresh.spectra(idx)
+    assert not fresh._cache
+    cached = Dataset(ds.path).load()
+    s_cached, mu_cached = cached.structures(idx), cached.spectra(idx)
+    np.testing.assert_array_equal(mu_fresh, mu_cached)
+    for a, b in zip(jax.tree.leaves(s_fresh), jax.tree.leaves(s_cached), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    ds.append([_entry(rng, 12, 3)])
+    cached.refresh()  # an append elsewhere: the cache is dropped, the new entry visible
+    assert len(cached) == 13 and cached.spectra().shape[0] == 13

@@ -25,6 +25,7 @@ bad entry never leaves a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
@@ -44,6 +45,7 @@ FORMAT_VERSION = 1
 UNKNOWN_OXIDATION_STATE = -99
 
 _STR = h5py.string_dtype("utf-8")
+_BULK = ("positions", "numbers", "mask", "absorber", "charge", "spin", "mu")
 _VLEN_F64 = h5py.vlen_dtype(np.float64)
 _CHUNK_ROWS = 256
 _ENTRY_KEYS = ("structure", "mu", "key")
@@ -148,12 +150,7 @@ class Dataset:
         if element not in atomic_numbers or element == "X":
             raise ValueError(f"{path}: unknown element {element!r}")
         energy = np.asarray(energy, np.float64)
-        if (
-            energy.ndim != 1
-            or energy.size < 2
-            or not np.all(np.isfinite(energy))
-            or np.any(np.diff(energy) <= 0)
-        ):
+        if energy.ndim != 1 or energy.size < 2 or not np.all(np.isfinite(energy)) or np.any(np.diff(energy) <= 0):
             raise ValueError(
                 f"{path}: energy must be a finite, strictly increasing 1-D grid (got shape {energy.shape})"
             )
@@ -188,9 +185,7 @@ class Dataset:
             f.create_dataset(
                 "numbers", (0, n_max), np.int16, maxshape=(None, None), chunks=(rows, min(n_max, 64)), **cz
             )
-            f.create_dataset(
-                "mask", (0, n_max), bool, maxshape=(None, None), chunks=(rows, min(n_max, 64)), **cz
-            )
+            f.create_dataset("mask", (0, n_max), bool, maxshape=(None, None), chunks=(rows, min(n_max, 64)), **cz)
             f.create_dataset("mu", (0, e), np.float32, maxshape=(None, e), chunks=(min(rows, 64), e), **cz)
             for name, dt in [
                 ("absorber", np.int32),
@@ -220,9 +215,7 @@ class Dataset:
     def _load_header(self) -> None:
         with self._open() as f:
             if f.attrs.get("format") != FORMAT:
-                raise ValueError(
-                    f"{self.path}: not a jxas dataset (format attribute {f.attrs.get('format')!r})"
-                )
+                raise ValueError(f"{self.path}: not a jxas dataset (format attribute {f.attrs.get('format')!r})")
             version = int(f.attrs.get("format_version", -1))
             if version != FORMAT_VERSION:
                 raise ValueError(
@@ -241,6 +234,7 @@ class Dataset:
             self.splits: np.ndarray = _decode(f["split"][:n])
             self.oxidation_states: np.ndarray = f["oxidation_state"][:n].astype(np.int32)
             self.failure_keys: np.ndarray = _decode(f["failures/key"][()])
+        self._cache: dict[str, np.ndarray] = {}  # full columns read so far (see load())
 
     def refresh(self) -> None:
         """Re-read the header and index columns (after another process appended)."""
@@ -276,15 +270,35 @@ class Dataset:
         uniq, inv = np.unique(req, return_inverse=True)
         return req, uniq, inv
 
+    def _maybe_open(self, names):
+        """The file, or a null context when every column needed is already in memory."""
+        if all(n in self._cache for n in names):
+            return contextlib.nullcontext(None)
+        return self._open()
+
     def _read(self, f: h5py.File, name: str, uniq: np.ndarray, inv: np.ndarray) -> np.ndarray:
+        full = self._cache.get(name)
+        n = len(self)
+        if full is None and uniq.size > n // 4:  # reading everything then indexing beats scattered reads
+            full = self._cache[name] = f[name][:n]
+        if full is not None:
+            return full[uniq][inv]
         d = f[name]
         if uniq.size == 0:
             return np.zeros((0,) + d.shape[1:], d.dtype)
-        if uniq.size == d.shape[0]:
-            return d[()][inv]
-        if uniq.size > d.shape[0] // 4:  # reading everything then indexing beats scattered reads
-            return d[()][uniq][inv]
         return d[uniq][inv]
+
+    def load(self) -> Dataset:
+        """Read the structure and spectrum arrays into memory once; later reads and batches index them.
+
+        :meth:`batches` calls it: random batches from a compressed, chunked file would otherwise
+        decompress most chunks for every batch. Returns ``self``.
+        """
+        with self._open() as f:
+            for name in _BULK:
+                if name not in self._cache:
+                    self._cache[name] = f[name][: len(self)]
+        return self
 
     def structures(self, idx=None):
         """Padded structures as one batched :class:`Structure` (leaves ``[B, ...]``; positions in Å).
@@ -295,7 +309,7 @@ class Dataset:
         import jax.numpy as jnp
 
         _, uniq, inv = self._index(idx)
-        with self._open() as f:
+        with self._maybe_open(_BULK[:6]) as f:
             pos = self._read(f, "positions", uniq, inv)
             num = self._read(f, "numbers", uniq, inv)
             mask = self._read(f, "mask", uniq, inv)
@@ -314,16 +328,14 @@ class Dataset:
     def spectra(self, idx=None) -> np.ndarray:
         """Unconvolved ``mu`` on :attr:`energy`, ``[B, E]`` float32."""
         _, uniq, inv = self._index(idx)
-        with self._open() as f:
+        with self._maybe_open(("mu",)) as f:
             return self._read(f, "mu", uniq, inv)
 
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The simulation's own ``(energy eV, mu)`` of entry ``i`` (empty arrays if not stored)."""
         req, _, _ = self._index([i])
         with self._open() as f:
-            return np.asarray(f["raw_energy"][req[0]], np.float64), np.asarray(
-                f["raw_mu"][req[0]], np.float64
-            )
+            return np.asarray(f["raw_energy"][req[0]], np.float64), np.asarray(f["raw_mu"][req[0]], np.float64)
 
     def provenance(self, i: int) -> dict:
         """The provenance dict of entry ``i``."""
@@ -352,6 +364,7 @@ class Dataset:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         order, _, _ = self._index(idx)
+        self.load()
         if shuffle:
             if key is None:
                 raise ValueError("batches(shuffle=True) needs an explicit PRNG key= (jax.random.key(seed))")
@@ -406,9 +419,7 @@ class Dataset:
             },
             "n_groups": int(np.unique(self.groups).size),
             "splits": dict(Counter(self.splits.tolist())),
-            "oxidation_states": {
-                str(k): v for k, v in sorted(Counter(self.oxidation_states.tolist()).items())
-            },
+            "oxidation_states": {str(k): v for k, v in sorted(Counter(self.oxidation_states.tolist()).items())},
             "counts": {f"{self.element}-{self.edge}": len(self)},
         }
 
@@ -448,8 +459,7 @@ class Dataset:
             from ase.data import chemical_symbols
 
             raise ValueError(
-                f"{where}: absorber is {chemical_symbols[int(num[absorber])]}, "
-                f"this dataset is for {self.element}"
+                f"{where}: absorber is {chemical_symbols[int(num[absorber])]}, this dataset is for {self.element}"
             )
         mu = np.asarray(e["mu"], np.float64)
         if mu.shape != self.energy.shape:
@@ -598,8 +608,7 @@ def write_data_card(
         "",
         f"- file: `{ds.path.name}`, {info['size_bytes'] / 1e6:.1f} MB, format `{FORMAT}` v{FORMAT_VERSION}, "
         f"written by {info['created_by']}",
-        f"- entries: {info['n_entries']} in {info['n_groups']} groups; "
-        f"failures recorded: {info['n_failures']}",
+        f"- entries: {info['n_entries']} in {info['n_groups']} groups; failures recorded: {info['n_failures']}",
         f"- atoms per entry: min {apm.get('min')}, median {apm.get('median')}, max {apm.get('max')} "
         f"(padded to n_max = {info['n_max']})",
         f"- energy grid: {info['energy']['min']:.2f} .. {info['energy']['max']:.2f} eV absolute, "
