@@ -334,7 +334,7 @@ def refine(
         message=out.message,
         energy_method=state["method"],
         energy=energies,
-        events=out.events,
+        events=start_events + out.events,
         seconds=out.seconds,
         n_steps=out.n_steps,
         config={
