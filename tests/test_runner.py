@@ -103,6 +103,7 @@ def test_process_pool_run_records_failures_and_is_idempotent(tmp_path):
     specs[3]["fail"] = True
     specs[7]["nan"] = True
     path = tmp_path / "fe.h5"
+    path.with_suffix(".notes.md").write_text("Made for the runner test.")
     rep = _run(path, specs, flush_every=4)
     assert (rep.n_new, rep.n_failed, rep.n_pending, rep.n_done_before) == (8, 2, 0, 0)
     ds = Dataset(path)
@@ -115,6 +116,7 @@ def test_process_pool_run_records_failures_and_is_idempotent(tmp_path):
     assert ds.recipe == RECIPE and ds.provenance(0)["runner"]["attempt"] == 1
     card = path.with_suffix(".md").read_text()
     assert "entries: 8" in card and "failures recorded: 2" in card and "Generation log" in card
+    assert "## Notes\n\nMade for the runner test." in card
     assert not path.with_name("fe.h5.journal").exists()
     # a second run has nothing to do and changes nothing
     before = path.read_bytes()

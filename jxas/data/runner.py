@@ -607,7 +607,8 @@ def generate(
             or seconds, whichever first.
         max_tasks: stop after this many tasks of this run (for timing and tests).
         progress: tqdm bar with rate and ETA.
-        card: (re)write the data card ``<out>.md`` at the end.
+        card: (re)write the data card ``<out>.md`` at the end (a hand-written ``<out>.notes.md``
+            next to the file, if present, is included as its "Notes" section).
         card_sections: extra data-card sections ``{heading: markdown}``.
         command: the command line to quote under "How to regenerate" (the CLI passes its own).
 
@@ -812,6 +813,9 @@ def _write_card(out: Path, specs, recipe_dict: dict, command: str | None, extra:
         "Generation log": "\n".join(lines),
     }
     sections.update(extra or {})
+    notes = out.with_suffix(".notes.md")
+    if notes.is_file():  # hand-written notes survive the card being rewritten at every run
+        sections["Notes"] = notes.read_text()
     write_data_card(ds, sections=sections)
 
 
