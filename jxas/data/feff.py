@@ -292,6 +292,24 @@ def _tail(path: Path, n: int = 25) -> str:
     return "\n".join(lines[-n:])
 
 
+_ERROR_HINTS = ("too big", "error", "fatal", "failed", "stop", "unrecognized", "not found", "negative")
+
+
+def _reason(log: Path) -> str:
+    """``": <stage>: <FEFF's first error line>"`` from the log, so failure tables group by cause."""
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    stage = next((ln.split("stage '")[1].split("'")[0] for ln in lines if "stage '" in ln), None)
+    hint = next((ln for ln in lines if not ln.startswith(("Traceback", "File ", "_feff10.", ".feff.error"))
+                 and any(h in ln.lower() for h in _ERROR_HINTS)), None)
+    if hint and "stage '" in hint:
+        hint = hint.split(":", 1)[-1].strip() if ":" in hint else hint
+    parts = [p for p in (f"stage {stage}" if stage else None, hint) if p]
+    return (": " + ": ".join(parts))[:200] if parts else ""
+
+
 def _run_feff(inp: str, workdir: Path, timeout: float) -> None:
     """Run FEFF10 on ``inp`` in ``workdir`` in a child process group; kill the group on timeout."""
     (workdir / "feff.inp").write_text(inp)
@@ -318,7 +336,8 @@ def _run_feff(inp: str, workdir: Path, timeout: float) -> None:
             raise
     if rc != 0:
         raise FeffRunError(
-            f"FEFF10 failed (exit status {rc}) in {workdir}", workdir=str(workdir), log_tail=_tail(log)
+            f"FEFF10 failed{_reason(log)} (exit status {rc}) in {workdir}", workdir=str(workdir),
+            log_tail=_tail(log),
         )
 
 
