@@ -126,10 +126,32 @@ class InverseModel:
         return self._members(params, jnp.asarray(spec, jnp.float32))
 
     # -- host side --------------------------------------------------------------------------------
+    def alignment_shift(self, energy: np.ndarray, flat: np.ndarray) -> float:
+        """Energy shift (eV) that best aligns a normalised spectrum with the model's training spectra.
+
+        Measured spectra and the simulations a model learnt from do not share an energy reference
+        (FEFF's Fermi-level estimate, monochromator calibration: several eV). The shift ``de`` in
+        ``config["align_range"]`` (0.1 eV steps) minimising the mean squared difference between the
+        shifted spectrum and its nearest of the ``config["prototypes"]`` (k-means centres of the
+        training spectra on the model grid) is returned; add it to the energy axis.
+        """
+        protos = np.asarray(self.config.get("prototypes", []), float)
+        if protos.size == 0:
+            raise ValueError(f"model {self.name} stores no prototype spectra: cannot align; use align=False")
+        lo, hi = self.config.get("align_range", [-10.0, 10.0])
+        shifts = np.arange(lo, hi + 1e-9, 0.1)
+        grid = self.energy
+        y = np.stack([np.interp(grid - de, energy, flat) for de in shifts])  # [S, E]
+        d = ((y[:, None, :] - protos[None]) ** 2).mean(-1)  # [S, P]
+        return float(shifts[np.argmin(d.min(1))])
+
     def spectrum_on_grid(
-        self, spectrum, *, normalise: bool = True, source: str = "spectrum"
+        self, spectrum, *, normalise: bool = True, align: bool = False, source: str = "spectrum"
     ) -> tuple[np.ndarray, list]:
         """Normalise a :class:`jxas.Spectrum` (unless ``normalise=False``) and resample it on the model grid.
+
+        With ``align=True`` the spectrum is first shifted in energy onto the training spectra
+        (:meth:`alignment_shift`), which measured spectra need when the model learnt from simulations.
 
         Raises:
             ValueError: a spectrum the model cannot read (see :func:`jxas.inverse.features.check_spectrum`).
@@ -146,14 +168,19 @@ class InverseModel:
             if not lo - 30 <= e0 <= hi:
                 raise ValueError(f"{source}: edge at {e0:.1f} eV lies outside the model grid {lo:.1f}-{hi:.1f} eV "
                                  f"({self.element} {self.edge} edge); wrong element or edge?")
+        if align:
+            de = self.alignment_shift(energy, mu)
+            energy = energy + de
+            warn.append(f"aligned to the training spectra: energy shifted by {de:+.2f} eV")
         if energy[0] > self.energy[0] + 1 or energy[-1] < self.energy[-1] - 1:
             warn.append(f"spectrum covers {energy[0]:.1f}-{energy[-1]:.1f} eV, model grid "
                         f"{self.energy[0]:.1f}-{self.energy[-1]:.1f} eV: ends extrapolated as constants")
         return np.interp(self.energy, energy, mu), warn
 
-    def predict(self, spectrum, *, normalise: bool = True, source: str = "spectrum") -> InverseResult:
+    def predict(self, spectrum, *, normalise: bool = True, align: bool = False,
+                source: str = "spectrum") -> InverseResult:
         """Structural descriptors of one spectrum with calibrated ensemble uncertainties."""
-        spec, warn = self.spectrum_on_grid(spectrum, normalise=normalise, source=source)
+        spec, warn = self.spectrum_on_grid(spectrum, normalise=normalise, align=align, source=source)
         return self.predict_grid(spec, warnings_=warn)
 
     def predict_grid(self, spec: np.ndarray, *, warnings_: list | None = None) -> InverseResult:
@@ -260,7 +287,7 @@ def _model_for(spectrum, model) -> InverseModel:
     return load_inverse_model(f"inverse-{element}-{edge}".lower())
 
 
-def invert(spectrum, *, model=None, normalise: bool = True) -> InverseResult:
+def invert(spectrum, *, model=None, normalise: bool = True, align: bool | None = None) -> InverseResult:
     """What is around the absorber? Structural descriptors with uncertainty from one XANES spectrum.
 
     Args:
@@ -269,6 +296,9 @@ def invert(spectrum, *, model=None, normalise: bool = True) -> InverseResult:
             shipped model of ``spectrum.meta["element"]``, or the one whose grid the energy range fits.
         normalise: apply xraylarch-style pre-edge/post-edge normalisation first (set False for spectra
             that are already normalised to edge step 1 on an absolute grid).
+        align: shift the spectrum in energy onto the model's training spectra first (default: True when
+            ``normalise`` is True, i.e. for measured spectra, whose energy reference differs from the
+            simulations'; False for simulated spectra in the training frame).
 
     Returns:
         An :class:`InverseResult` (first-shell distance, CN, composition, oxidation state, G2 curve,
@@ -277,4 +307,5 @@ def invert(spectrum, *, model=None, normalise: bool = True) -> InverseResult:
     m = _model_for(spectrum, model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return m.predict(spectrum, normalise=normalise, source=str((spectrum.meta or {}).get("source", "spectrum")))
+        return m.predict(spectrum, normalise=normalise, align=normalise if align is None else align,
+                         source=str((spectrum.meta or {}).get("source", "spectrum")))

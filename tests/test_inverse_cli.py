@@ -1,0 +1,66 @@
+"""``jxas invert``: prints the first-shell answer, writes the G2 PNG, rejects bad input clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jxas.cli import main
+from jxas.inverse.invmodel import PRETRAINED, InverseModel, load_inverse_model
+from jxas.inverse.model import init_members, make_module
+
+DATA = Path(__file__).parent / "data" / "spectra"
+CU_FOIL = DATA / "larch_cu_metal_rt.txt"  # MIT (xraylarch), licence in the file header
+
+
+@pytest.fixture(scope="module")
+def tiny_cu_model(tmp_path_factory):
+    grid = np.arange(8992.0, 9118.5, 1.0)
+    cfg = {"arch": "cnn_fft", "channels": (4, 8, 8), "dense": (16, 8), "n_fft": 8, "energy": grid.tolist(),
+           "outputs": [["g2", 50], ["r1", 1], ["cn", 1], ["comp", 2], ["ox", 1]], "donors": [8],
+           "y_mean": [0.5] * 50 + [2.0, 6.0, 6.0, 0.0, 2.0], "y_std": [0.1] * 55, "n_members": 3,
+           "kind": "inverse", "prototypes": [np.clip((grid - 8990.0) / 10.0, 0, 1).tolist()]}
+    params = init_members(make_module(cfg), 3, len(grid), 8, key=jax.random.key(0))
+    m = InverseModel(config=cfg, params=params, name="tiny-cu", element="Cu", edge="K")
+    return m.save(tmp_path_factory.mktemp("m") / "tiny-cu")
+
+
+def test_cli_invert_prints_and_plots(tiny_cu_model, tmp_path, capsys):
+    png, js = tmp_path / "g2.png", tmp_path / "r.json"
+    rc = main(["invert", str(CU_FOIL), "--model", str(tiny_cu_model), "--plot", str(png), "--json", str(js)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "first-shell distance" in out and "coordination number" in out and "composition" in out
+    assert "aligned to the training spectra" in out
+    assert png.is_file() and png.stat().st_size > 5000
+    res = json.loads(js.read_text())
+    assert len(res["g2"]) == 50 and np.isfinite(res["r1"]) and res["r1_sigma"] >= 0
+
+
+def test_cli_invert_rejects_bad_input(tiny_cu_model, tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# energy mu\n1 2\n2 3\n3 nan\n")
+    rc = main(["invert", str(bad), "--model", str(tiny_cu_model), "--no-plot"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "error" in err
+    rc = main(["invert", str(CU_FOIL), "--model", str(tmp_path), "--no-plot"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "not an inverse model directory" in err
+    rc = main(["invert", str(CU_FOIL), "--model", "no-such-model", "--no-plot"])
+    assert rc == 1 and "no inverse model" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (PRETRAINED / "inverse-cu-k" / "config.json").is_file(), reason="no shipped Cu model")
+def test_shipped_cu_model_reads_cu_foil():
+    import jxas
+
+    model = load_inverse_model("cu-k")
+    assert model.element == "Cu" and model.n_members >= 10
+    res = jxas.invert(jxas.read_spectrum(CU_FOIL), model="cu-k")
+    assert np.isfinite(res.r1) and res.r1_sigma > 0 and np.all(res.g2_sigma >= 0)
+    # a Cu foil has a first shell between 2.3 and 2.8 Å whatever the accuracy of the model
+    assert 1.5 < res.r1 < 3.5
