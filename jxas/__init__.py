@@ -26,6 +26,7 @@ _PUBLIC = {
     "Model": "jxas.models.model",
     "refine": "jxas.refine",
     "RefineResult": "jxas.refine.result",
+    "invert": "jxas.inverse.invmodel",
 }
 _SUBMODULES = {"descriptors", "structure", "spectrum", "io", "cli"}
 
