@@ -161,7 +161,7 @@ def init_params(config: dict, *, key: jax.Array, members: int = 1) -> Any:
     def one(k):
         return module.init({"params": k}, s, train=False)["params"]
 
-    params = jax.vmap(one)(jax.random.split(key, members))
+    params = jax.jit(jax.vmap(one))(jax.random.split(key, members))
     return jax.tree.map(lambda x: x.astype(jnp.float32), params)
 
 

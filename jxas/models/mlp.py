@@ -9,6 +9,7 @@ that a batch runs at >= 10,000 spectra/s on a 2-core CPU.
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -43,12 +44,15 @@ def _norm_args(descriptor: str, args: dict) -> dict:
 def descriptor_fn(descriptor: str, args: dict):
     """The pure ``structure -> [d]`` descriptor function for a descriptor name and its settings."""
     args = _norm_args(descriptor, args)
-    if descriptor == "wacsf":
-        return make_wacsf(**args)
-    if descriptor == "rdc":
-        alpha = float(args.pop("alpha", 10.0))
-        fn = make_rdc(**args)
-        return lambda s: fn(s, alpha)
+    # The descriptor factories are lru-cached and build jnp constants: if the first call happened
+    # inside a jit trace, the cache would keep tracers (UnexpectedTracerError later). Evaluate eagerly.
+    with jax.ensure_compile_time_eval():
+        if descriptor == "wacsf":
+            return make_wacsf(**args)
+        if descriptor == "rdc":
+            alpha = float(args.pop("alpha", 10.0))
+            fn = make_rdc(**args)
+            return lambda s: fn(s, alpha)
     raise ValueError(f"unknown descriptor {descriptor!r}; use 'wacsf' or 'rdc'")
 
 
