@@ -380,9 +380,20 @@ def build_complex(spec: dict) -> tuple[Complex, dict]:
 
     Returns a copy of the relaxed complex and the relaxation report. Raises :class:`BuildError`.
     """
-    base = {k: spec[k] for k in _COMPLEX_FIELDS}
-    cx, report = _build_cached(json.dumps(base, sort_keys=True))
+    base = json.dumps({k: spec[k] for k in _COMPLEX_FIELDS}, sort_keys=True)
+    if base in _FAILED:  # the group's other specs fail the same way: do not rebuild five times
+        raise BuildError(_FAILED[base])
+    try:
+        cx, report = _build_cached(base)
+    except BuildError as err:
+        if len(_FAILED) > 64:
+            _FAILED.clear()
+        _FAILED[base] = str(err)
+        raise
     return cx.copy(), dict(report)
+
+
+_FAILED: dict[str, str] = {}
 
 
 def make_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> dict:
