@@ -278,11 +278,17 @@ def test_dask_local_cluster_gives_the_same_file(tmp_path):
     specs[2]["fail"] = True
     rep = _run(tmp_path / "dask.h5", specs, scheduler="local", workers=2)
     assert (rep.n_new, rep.n_failed, rep.n_pending) == (5, 1, 0) and rep.scheduler == "local"
-    _run(tmp_path / "pool.h5", specs, workers=2)
-    a, b = Dataset(tmp_path / "dask.h5"), Dataset(tmp_path / "pool.h5")
-    assert a.keys.tolist() == b.keys.tolist()
+    # the same campaign through a scheduler address (a cluster started elsewhere), one worker
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        rep2 = _run(tmp_path / "addr.h5", specs, scheduler=cluster.scheduler_address)
+    assert (rep2.n_new, rep2.n_failed) == (5, 1) and rep2.workers == 1
+    a, b = Dataset(tmp_path / "dask.h5"), Dataset(tmp_path / "addr.h5")
+    assert a.keys.tolist() == b.keys.tolist() == [s["key"] for s in specs if not s.get("fail")]
     np.testing.assert_array_equal(a.spectra(), b.spectra())
-    assert [f["key"] for f in a.failures] == ["e002"]
+    _assert_matches_direct(a, specs)
+    assert [f["key"] for f in a.failures] == ["e002"] and "builder failed" in a.failures[0]["reason"]
     assert {p["runner"]["pid"] for p in (a.provenance(i) for i in range(len(a)))} != {os.getpid()}
 
 
