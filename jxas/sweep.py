@@ -8,7 +8,9 @@ Moves (factories returning pure ``move(structure, value) -> structure``):
 - ``"element"``: the same for all first-shell donors of one element;
 - ``"bond"``: stretch of one absorber-donor bond by ``value`` Å moving that ligand rigidly;
 - ``"bend"``: rotation of one ligand about the absorber by ``value`` degrees in the plane of
-  (donor, absorber, reference donor), changing that L-M-L angle.
+  (donor, absorber, reference donor), changing that L-M-L angle;
+- ``"scale"``: isotropic expansion of the whole cluster about the absorber by the fraction ``value``
+  (a lattice-parameter change for clusters cut from crystals).
 
 :func:`sweep` evaluates the spectral loss (and optionally the restraint energy) on 1D/2D grids of
 these moves, as Fig. 6 of Rankine, Madkhali & Penfold, J. Phys. Chem. A 124, 4263 (2020) (MSE against
@@ -28,7 +30,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jxas.losses import get_loss, make_grid
-from jxas.physics.restraints import Topology, detect_topology, make_restraints
+from jxas.physics.restraints import Topology, detect_topology, first_shell, make_restraints
 from jxas.structure import Structure, safe_norm
 
 __all__ = ["make_move", "fragments", "sweep", "SweepResult", "multistart", "MultiStartResult", "plot_sweep"]
@@ -79,7 +81,7 @@ def make_move(
     """Build an internal-coordinate move on ``structure``'s connectivity (see the module docstring).
 
     Args:
-        kind: ``"shell"``, ``"element"``, ``"bond"`` or ``"bend"``.
+        kind: ``"shell"``, ``"element"``, ``"bond"``, ``"bend"`` or ``"scale"``.
         structure: reference structure (connectivity and donor set are detected on it).
         atoms: donor indices for ``"shell"`` (default: the whole first shell).
         element: donor element for ``"element"`` (e.g. ``"N"``).
@@ -95,7 +97,7 @@ def make_move(
 
     topo = detect_topology(structure)
     ab = int(structure.absorber)
-    shell = topo.absorber_bonds(ab)
+    shell = first_shell(structure, topology=topo)
     frags = fragments(structure, topo)
     n = structure.n_max
     if kind in ("shell", "element"):
@@ -136,6 +138,14 @@ def make_move(
 
         move.atoms = donors
         return move
+    if kind == "scale":
+
+        def move(s: Structure, value):
+            p = s.positions
+            return s.replace(positions=p[ab] + (1.0 + value) * (p - p[ab]))
+
+        move.atoms = [int(j) for j in shell]
+        return move
     if kind in ("bond", "bend"):
         if atom is None or int(atom) not in shell:
             raise ValueError(f"move {kind!r} needs atom= one of the first-shell donors {shell.tolist()}, got {atom}")
@@ -171,7 +181,7 @@ def make_move(
 
         move.atoms = [atom, ref]
         return move
-    raise ValueError(f"unknown move {kind!r}; choose 'shell', 'element', 'bond' or 'bend'")
+    raise ValueError(f"unknown move {kind!r}; choose 'shell', 'element', 'bond', 'bend' or 'scale'")
 
 
 @dataclasses.dataclass
@@ -423,7 +433,7 @@ def multistart(
     )
     topo = restr.topology
     ab = int(structure.absorber)
-    shell = topo.absorber_bonds(ab)
+    shell = first_shell(structure, topology=topo)
     frags = fragments(structure, topo)
     # each ligand fragment bonded to the absorber moves radially by its own random amount
     moving = [(f, [j for j in shell if j in f]) for f in frags]

@@ -1,7 +1,8 @@
 """``jxas sweep STRUCTURE --spectrum SPECTRUM --move shell -0.2 0.2 41``: spectral loss over bond-length grids.
 
 Moves: ``shell`` (symmetric stretch of the first shell), ``element:N`` (all first-shell donors of one
-element), ``bond:J`` (absorber-donor J, ligand moved rigidly), ``bend:J:K`` (angle J-absorber-K, degrees).
+element), ``bond:J`` (absorber-donor J, ligand moved rigidly), ``bend:J:K`` (angle J-absorber-K, degrees),
+``scale`` (isotropic expansion of a crystal cluster about the absorber, fraction).
 Give ``--move`` once (1D) or twice (2D). Writes a PNG and a CSV; prints the minimum.
 """
 
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spectrum", required=True, help="target spectrum file")
     p.add_argument("--model", default=None, help="model name or directory (default: <element>-k)")
     p.add_argument("--move", nargs=4, action="append", required=True, metavar=("KIND", "FROM", "TO", "N"),
-                   help="KIND shell | element:EL | bond:J | bend:J:K; range in Å (degrees for bend); N points")
+                   help="KIND shell | element:EL | bond:J | bend:J:K | scale; range in Å (degrees for bend, "
+                   "fraction for scale); N points")
     p.add_argument("--loss", default="mse", choices=["mse", "pearson", "derivative", "chi_k2"])
     p.add_argument("--restraints", action="store_true", help="also evaluate the restraint energy")
     p.add_argument("--absorber", type=int, default=None)
@@ -31,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def parse_move(kind: str, lo: str, hi: str, n: str) -> dict:
     values = np.linspace(float(lo), float(hi), int(n))
     parts = kind.split(":")
+    if parts[0] == "scale" and len(parts) == 1:
+        return {"kind": "scale", "values": values}
     if parts[0] == "shell" and len(parts) == 1:
         return {"kind": "shell", "values": values}
     if parts[0] == "element" and len(parts) == 2:

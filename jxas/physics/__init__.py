@@ -5,7 +5,7 @@
 - :func:`make_restraints`: pure-JAX (jax-md) bonds, angles and soft-sphere repulsion that jit and vmap.
 """
 
-from jxas.physics.restraints import Topology, bond_lengths, detect_topology, make_restraints
+from jxas.physics.restraints import Topology, bond_lengths, detect_topology, first_shell, make_restraints
 from jxas.physics.xtb import XTB_METHODS, XTBError, is_xtb_failure, xtb_energy, xtb_energy_and_gradient
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "xtb_energy",
     "xtb_energy_and_gradient",
     "is_xtb_failure",
+    "first_shell",
     "Topology",
     "detect_topology",
     "make_restraints",

@@ -30,7 +30,7 @@ from jaxtyping import Array, Float
 
 from jxas.structure import Structure, safe_norm
 
-__all__ = ["Topology", "detect_topology", "make_restraints", "bond_lengths"]
+__all__ = ["Topology", "detect_topology", "make_restraints", "bond_lengths", "first_shell"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,21 @@ class Topology:
         """Indices of the ligand atoms bonded to ``absorber``."""
         b = self.bonds
         return np.sort(np.concatenate([b[b[:, 0] == absorber, 1], b[b[:, 1] == absorber, 0]]))
+
+
+def first_shell(structure: Structure, *, topology: Topology | None = None, ratio: float = 1.25) -> np.ndarray:
+    """Indices of the first coordination shell: atoms bonded to the absorber (covalent radii) and
+    closer than ``ratio`` times the nearest one, so that cation-cation contacts of oxides (Fe-Fe 2.9 Å
+    in hematite, within the covalent Fe-Fe criterion) do not count as donors while mixed shells
+    (Fe-N 1.95 and Fe-P 2.3 Å) do."""
+    topo = topology or detect_topology(structure)
+    ab = int(structure.absorber)
+    bonded = topo.absorber_bonds(ab)
+    if len(bonded) == 0:
+        return bonded
+    p = np.asarray(structure.positions, np.float64)
+    r = np.linalg.norm(p[bonded] - p[ab], axis=1)
+    return bonded[r <= ratio * r.min()]
 
 
 def detect_topology(

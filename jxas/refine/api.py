@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jxas.losses import get_loss, make_grid, mse, pearson
-from jxas.physics.restraints import detect_topology, make_restraints
+from jxas.physics.restraints import detect_topology, first_shell, make_restraints
 from jxas.physics.xtb import XTB_METHODS, XTBError, is_xtb_failure, xtb_energy
 from jxas.refine.loop import LoopConfig, movable_mask, run_loop, scan_refine
 from jxas.refine.objective import (
@@ -156,6 +156,7 @@ def refine(
     energy_grid=None,
     element: str | None = None,
     progress: bool = False,
+    on_step: Callable[[int, dict], None] | None = None,
 ) -> RefineResult:
     """Refine ``structure`` against ``target``.
 
@@ -187,6 +188,7 @@ def refine(
         loop: full :class:`~jxas.refine.loop.LoopConfig` (overrides steps/optimizer/learning_rate).
         energy_grid, element: for a plain spectrum function.
         progress: tqdm progress bar.
+        on_step: host hook ``on_step(step, row)`` after every good step (timing, logging, live plots).
 
     Returns:
         :class:`~jxas.refine.result.RefineResult`.
@@ -230,7 +232,7 @@ def refine(
     nu0 = Nuisance.create(shift, broadening, scale, dtype)
 
     topo = detect_topology(structure)
-    shell = topo.absorber_bonds(ab)
+    shell = first_shell(structure, topology=topo)
     mask_pos = movable_mask(len(real), movable, absorber=ab, first_shell=shell, real=real)
     mask = {
         "positions": jnp.asarray(np.repeat(mask_pos[:, None], 3, 1), dtype),
@@ -288,7 +290,9 @@ def refine(
             "r_first_shell": jnp.mean(r),
         }
 
-    out = run_loop(fn, x0, args, mask, cfg, real=real, fallback=fallback, record=record, progress=progress)
+    out = run_loop(
+        fn, x0, args, mask, cfg, real=real, fallback=fallback, record=record, progress=progress, on_step=on_step
+    )
     x = out.x
     s_final = structure.replace(positions=x["positions"])
     nu = Nuisance(*x["nuisance"])
