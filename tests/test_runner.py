@@ -125,6 +125,12 @@ def test_process_pool_run_records_failures_and_is_idempotent(tmp_path):
     ds2 = Dataset(path)
     np.testing.assert_array_equal(ds2.spectra(), ds.spectra())
     assert len(before) > 0 and len(ds2.failures) == 2
+    # the builder got fixed: run the recorded failures again
+    rep3 = _run(path, _specs(10), retry_failed=True)
+    assert (rep3.n_forgotten, rep3.n_new, rep3.n_failed) == (2, 2, 0)
+    ds3 = Dataset(path)
+    assert ds3.keys.tolist() == [s["key"] for s in specs] and ds3.failures == []
+    _assert_matches_direct(ds3, _specs(10))
 
 
 def test_deterministic_across_worker_counts(tmp_path):

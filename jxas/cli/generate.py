@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local' for a LocalCluster")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per task before it counts as failed")
     p.add_argument("--retries", type=int, default=1, help="re-runs of a task whose worker died")
+    p.add_argument("--retry-failed", action="store_true", help="run the specs recorded as failed again")
     p.add_argument("--recipe", default=None, help="JSON file with FeffRecipe fields (default: the project recipe)")
     p.add_argument(
         "--set",
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         timeout=args.timeout,
         retries=args.retries,
+        retry_failed=args.retry_failed,
         max_tasks=args.max_tasks,
         flush_every=args.flush_every,
         progress=not args.no_progress,

@@ -72,6 +72,7 @@ class GenerationReport:
         n_new: entries written by this run.
         n_failed: failures recorded by this run.
         n_retried: tasks re-run after their worker died.
+        n_forgotten: recorded failures dropped to be run again (``retry_failed``).
         n_pending: tasks still not done when the run stopped (0 when complete).
         wall_s: wall time of the run (s).
         task_s: wall time per finished task measured in the worker (s), successes only.
@@ -86,6 +87,7 @@ class GenerationReport:
     n_new: int = 0
     n_failed: int = 0
     n_retried: int = 0
+    n_forgotten: int = 0
     n_pending: int = 0
     wall_s: float = 0.0
     task_s: list[float] = dataclasses.field(default_factory=list)
@@ -437,6 +439,35 @@ def _merge(out: Path, journal: Path, run_log: dict | None = None) -> int:
     return len(files)
 
 
+def _drop_failures(out: Path, keys: set[str]) -> int:
+    """Remove the failure records of ``keys`` (through an atomically replaced copy); returns how many."""
+    import h5py
+
+    ds = Dataset(out)
+    drop = np.isin(ds.failure_keys, list(keys))
+    if not drop.any():
+        return 0
+    tmp = out.with_name(out.name + ".merging")
+    shutil.copyfile(out, tmp)
+    try:
+        with h5py.File(tmp, "a") as f:
+            g = f["failures"]
+            n = len(ds.failure_keys)
+            keep = ~drop
+            for name in ("reason", "provenance", "key"):
+                data = g[name][:n][keep]
+                g[name].resize(int(keep.sum()), axis=0)
+                g[name][...] = data
+            f.flush()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return int(drop.sum())
+
+
 def _reorder(out: Path, keys_in_order: Sequence[str]) -> bool:
     """Rewrite ``out`` with entries in spec order (through an atomically replaced copy)."""
     import h5py
@@ -567,6 +598,7 @@ def generate(
     scheduler: str | None = None,
     timeout: float = 900.0,
     retries: int = 1,
+    retry_failed: bool = False,
     specs: Sequence[dict] | None = None,
     worker: Callable[[dict, Any], dict] | None = None,
     energy=None,
@@ -597,6 +629,8 @@ def generate(
         timeout: seconds one task may run before it is recorded as failed (its worker is killed in
             the process pool).
         retries: how often a task whose worker died is re-run before it is recorded as failed.
+        retry_failed: forget the recorded failures of this campaign's specs and run them again
+            (e.g. timeouts on a machine that was overloaded); the run log counts them.
         specs: explicit task list (dicts with a unique ``"key"``, optional ``"group"``), instead of
             ``campaign_specs``.
         worker: ``worker(spec, recipe) -> entry`` (a module-level, picklable function); default
@@ -659,6 +693,7 @@ def generate(
             raise ValueError(f"{out}: cannot resume into this file: {'; '.join(problems)}")
         journal.mkdir(exist_ok=True)
         _merge(out, journal)  # entries finished by a killed run
+        n_forgotten = _drop_failures(out, {sp["key"] for sp in specs}) if retry_failed else 0
         ds = Dataset(out)
         done = set(ds.keys.tolist()) | set(ds.failure_keys.tolist())
         todo = deque((s["key"], s) for s in specs if s["key"] not in done)
@@ -672,6 +707,7 @@ def generate(
             workers=workers,
             scheduler=scheduler,
             started=started,
+            n_forgotten=n_forgotten,
         )
         attempts: dict[str, int] = {}
         pending_merge = 0
