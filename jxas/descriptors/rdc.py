@@ -36,7 +36,7 @@ def make_rdc(
         raise ValueError(f"r_max must be positive, got {r_max}")
     if pairs not in ("absorber", "all"):
         raise ValueError(f"pairs must be 'absorber' or 'all', got {pairs!r}")
-    grid = jnp.asarray(rdc_grid(r_min, r_max, dr))
+    grid = rdc_grid(r_min, r_max, dr)  # NumPy constant: baked into each trace
 
     def rdc_absorber(s: Structure, alpha) -> Float[Array, " r"]:
         r = safe_norm(s.positions - s.positions[s.absorber])

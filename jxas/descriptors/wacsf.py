@@ -77,9 +77,8 @@ def make_wacsf(
     # angular parameter combinations, lambda outer and zeta inner (the reference's order)
     lam_list = [float(v) for v in np.repeat(l_arr, len(z_arr))]
     zeta_list = [float(v) for v in np.tile(z_arr, len(l_arr))]
-    zeta = jnp.asarray(zeta_list)
-    mu4, eta4 = jnp.asarray(mu4), jnp.asarray(eta4)
-    mu2, eta2 = jnp.asarray(mu2), jnp.asarray(eta2)
+    zeta = np.asarray(zeta_list)
+    # constants stay NumPy arrays: baked into each trace, never captured as tracers
     # integer zeta: plain powers have exact derivatives at base 0 (collinear pairs with lambda = -1)
     integer_zeta = bool(np.all(z_arr == np.round(z_arr)) and np.all(z_arr >= 1))
 
