@@ -38,6 +38,8 @@ def cheap_worker(spec: dict, recipe: dict) -> dict:
         Path(spec["pidfile"]).write_text(str(os.getpid()))
     if spec.get("hang"):
         time.sleep(3600)
+    if spec.get("suicide"):  # a worker that crashes hard (segfault-like)
+        os.kill(os.getpid(), signal.SIGKILL)
     if spec.get("fail"):
         raise RuntimeError(f"builder failed for {spec['key']}: no placement without clashes")
     rng = np.random.default_rng(spec["seed"])
@@ -143,16 +145,18 @@ def test_deterministic_across_worker_counts(tmp_path):
     np.testing.assert_array_equal(np.asarray(a.structures().positions), np.asarray(b.structures().positions))
 
 
-def test_timeout_kills_the_worker_and_records_failure(tmp_path):
+def test_timeout_and_crashing_worker_are_recorded_failures(tmp_path):
     pidfile = tmp_path / "hang.pid"
-    specs = _specs(3)
+    specs = _specs(4)
     specs[1].update(hang=True, pidfile=str(pidfile))
+    specs[2].update(suicide=True)
     t0 = time.monotonic()
-    rep = _run(tmp_path / "fe.h5", specs, timeout=3.0)
-    assert time.monotonic() - t0 < 30
-    assert (rep.n_new, rep.n_failed) == (2, 1)
-    (fail,) = Dataset(tmp_path / "fe.h5").failures
-    assert fail["key"] == "e001" and fail["reason"].startswith("timeout")
+    rep = _run(tmp_path / "fe.h5", specs, timeout=3.0, retries=1)
+    assert time.monotonic() - t0 < 60
+    assert (rep.n_new, rep.n_failed, rep.n_retried) == (2, 2, 1)
+    hang, crash = Dataset(tmp_path / "fe.h5").failures
+    assert hang["key"] == "e001" and hang["reason"].startswith("timeout")
+    assert crash["key"] == "e002" and crash["reason"] == "worker died (exit code -9), 2 time(s)"
     pid = int(pidfile.read_text())
     time.sleep(0.5)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

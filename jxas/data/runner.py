@@ -276,7 +276,7 @@ class _ProcessPool:
             elif not s["proc"].is_alive():
                 code = s["proc"].exitcode
                 self._drop(i)
-                events.append(("died", key, spec, code))
+                events.append(("died", key, spec, f"exit code {code}"))
             elif now > self._deadline(s):
                 t0 = s["t0"]
                 self._drop(i)
@@ -468,30 +468,40 @@ def _drop_failures(out: Path, keys: set[str]) -> int:
     return int(drop.sum())
 
 
+def _permute_rows(group, n: int, order: np.ndarray) -> None:
+    """Permute the first axis of every length-``n`` dataset directly in ``group``."""
+    import h5py
+
+    for name, d in group.items():
+        if not isinstance(d, h5py.Dataset) or name == "energy" or d.shape[:1] != (n,):
+            continue
+        data = d[()][order]
+        if h5py.check_vlen_dtype(d.dtype) is not None and h5py.check_string_dtype(d.dtype) is None:
+            for j in range(n):  # vlen float rows one by one (h5py mis-broadcasts empty rows)
+                d[j] = data[j]
+        else:
+            d[...] = data
+
+
 def _reorder(out: Path, keys_in_order: Sequence[str]) -> bool:
-    """Rewrite ``out`` with entries in spec order (through an atomically replaced copy)."""
+    """Rewrite ``out`` with entries and failures in spec order (through an atomically replaced copy)."""
     import h5py
 
     ds = Dataset(out)
     rank = {k: i for i, k in enumerate(keys_in_order)}
-    current = ds.keys.tolist()
-    order = np.argsort([rank.get(k, len(rank)) for k in current], kind="stable")
-    if np.array_equal(order, np.arange(len(current))):
+    orders = {}
+    for where, keys in (("/", ds.keys.tolist()), ("failures", ds.failure_keys.tolist())):
+        order = np.argsort([rank.get(k, len(rank)) for k in keys], kind="stable")
+        if not np.array_equal(order, np.arange(len(keys))):
+            orders[where] = (len(keys), order)
+    if not orders:
         return False
     tmp = out.with_name(out.name + ".merging")
     shutil.copyfile(out, tmp)
     try:
         with h5py.File(tmp, "a") as f:
-            n = len(current)
-            for name, d in f.items():
-                if not isinstance(d, h5py.Dataset) or name == "energy" or d.shape[:1] != (n,):
-                    continue
-                data = d[()][order]
-                if h5py.check_vlen_dtype(d.dtype) is not None and h5py.check_string_dtype(d.dtype) is None:
-                    for j in range(n):  # vlen float rows one by one (h5py mis-broadcasts empty rows)
-                        d[j] = data[j]
-                else:
-                    d[...] = data
+            for where, (n, order) in orders.items():
+                _permute_rows(f[where], n, order)
             f.flush()
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -756,7 +766,7 @@ def generate(
                             report.n_retried += 1
                             todo.appendleft((key, spec))
                             continue
-                        record = _failure(key, f"worker died (exit code {payload}) {attempts[key]} time(s)", base_prov)
+                        record = _failure(key, f"worker died ({payload}), {attempts[key]} time(s)", base_prov)
                     elif kind == "timeout":
                         record = _failure(key, f"timeout: task ran {payload:.0f} s > {timeout:g} s", base_prov)
                     _journal_write(journal, record)
