@@ -20,7 +20,10 @@ Layout (``N`` entries, ``n_max`` atom slots, ``E`` energy points)::
 
 Every entry dataset is resizable along axis 0 (and the atom axis, so ``n_max`` grows when a larger
 structure is appended). Appends validate everything first and then write and flush in one go, so a
-bad entry never leaves a half-written file.
+bad entry never leaves a half-written file; ``key`` is written last, and rows beyond it are ignored.
+A process killed *inside* an in-place HDF5 write can still leave the library's metadata
+inconsistent: long campaigns therefore write through :func:`jxas.data.generate`, which appends to a
+copy and swaps it in with ``os.replace`` (see :mod:`jxas.data.runner`).
 """
 
 from __future__ import annotations
