@@ -24,11 +24,14 @@ _PUBLIC = {
     "Spectrum": "jxas.spectrum.spectrum",
     "load_model": "jxas.models.registry",
     "Model": "jxas.models.model",
+    "read_spectrum": "jxas.io.spectra",
+    "write_spectrum": "jxas.io.spectra",
     "refine": "jxas.refine",
     "RefineResult": "jxas.refine.result",
     "invert": "jxas.inverse.invmodel",
+    "train_forward": "jxas.train.forward",
 }
-_SUBMODULES = {"descriptors", "structure", "spectrum", "io", "cli"}
+_SUBMODULES = {"descriptors", "structure", "spectrum", "io", "cli", "plot"}
 
 __all__ = sorted(_PUBLIC) + sorted(_SUBMODULES)
 

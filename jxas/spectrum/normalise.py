@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -33,6 +34,7 @@ __all__ = ["PreEdge", "pre_edge", "normalise", "find_e0", "default_ranges"]
 _TINY_ENERGY = 5e-4  # eV: larch's smallest tolerated energy step
 _MAX_NNORM = 5
 _T_SCALE = 100.0  # eV: polynomial variable (E - e0)/_T_SCALE keeps the normal equations well conditioned
+_BUCKET = 256  # host-side pre_edge pads spectra to a multiple of this length (fewer compilations)
 
 
 class PreEdge(NamedTuple):
@@ -220,7 +222,17 @@ def pre_edge(
     pre1, pre2, norm1, norm2, nnorm = default_ranges(
         e, e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2, nnorm=nnorm
     )
-    return normalise(e, m, e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2, nnorm=nnorm, nvict=nvict)
+    # pad to a bucket length so one compiled kernel serves spectra of similar length; the padded points
+    # lie far above the data and carry zero weight in every fit
+    n = e.size
+    size = _BUCKET * -(-n // _BUCKET)
+    e_pad = np.concatenate([e, e[-1] + 1e4 * np.arange(1, size - n + 1)])
+    m_pad = np.concatenate([m, np.full(size - n, m[-1])])
+    arrays = _normalise_jit(e_pad, m_pad, e0, pre1, pre2, norm1, norm2, nnorm, nvict, n)
+    e0_out, step, *rest = (np.asarray(a) for a in arrays)
+    rest = [r[:n] for r in rest]
+    return PreEdge(jnp.asarray(e0_out), jnp.asarray(step), *(jnp.asarray(r) for r in rest),
+                   pre1, pre2, norm1, norm2, nnorm, nvict)
 
 
 # ------------------------------------------------------------------------------------------- pure JAX core
@@ -269,10 +281,15 @@ def normalise(
     Returns:
         :class:`PreEdge` (arrays on ``energy``; ``edge_step`` is ``|post - pre|`` at the point nearest e0).
     """
+    arrays = _normalise_arrays(energy, mu, e0, pre1, pre2, norm1, norm2, int(nnorm), int(nvict))
+    return PreEdge(*arrays, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2, nnorm=int(nnorm), nvict=int(nvict))
+
+
+def _normalise_arrays(energy, mu, e0, pre1, pre2, norm1, norm2, nnorm: int, nvict: int, n_valid=None):
     e = jnp.asarray(energy)
     mu = jnp.asarray(mu, dtype=e.dtype) if jnp.issubdtype(e.dtype, jnp.floating) else jnp.asarray(mu)
-    n = e.shape[0]
-    idx = jnp.arange(n)
+    n = e.shape[0] if n_valid is None else n_valid  # points of data (the rest is bucket padding)
+    idx = jnp.arange(e.shape[0])
     t = (e - e0) / _T_SCALE
     ie0 = _index_nearest(e, e0)
 
@@ -307,7 +324,7 @@ def normalise(
     edge_step = jnp.where(ok, jnp.abs(jnp.where(ok, step_signed, 1.0)), 1e-12)
     norm = (mu - pre) / edge_step
     flat = jnp.where(idx >= ie0, norm - curve / edge_step + curve[ie0] / edge_step, norm)
-    return PreEdge(
-        e0=jnp.asarray(e0, e.dtype), edge_step=edge_step, pre_edge=pre, post_edge=post, norm=norm, flat=flat,
-        pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2, nnorm=int(nnorm), nvict=int(nvict),
-    )
+    return jnp.asarray(e0, e.dtype), edge_step, pre, post, norm, flat
+
+
+_normalise_jit = jax.jit(_normalise_arrays, static_argnums=(7, 8))
