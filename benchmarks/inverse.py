@@ -57,7 +57,15 @@ def reference_r1(cif: Path, element: str) -> tuple[float, float]:
     from jxas.inverse.targets import first_shell
     from jxas.io.structures import read_structure
 
-    atoms = ase.io.read(cif)
+    try:
+        atoms = ase.io.read(cif)
+    except Exception:  # AMCSD writes symbols like 'F m 3 m' that ASE's table lacks
+        import io
+        import re
+
+        # cubic symbols written without the bar ('F m 3 m' for 'F m -3 m')
+        text = re.sub(r"'([FPI]) ([mnda]) 3( [mcd])?'", r"'\1 \2 -3\3'", Path(cif).read_text())
+        atoms = ase.io.read(io.StringIO(text), format="cif")
     z = {"Cu": 29, "Fe": 26, "Mn": 25, "Ni": 28, "Zn": 30, "Co": 27}[element]
     sites = [i for i, n in enumerate(atoms.numbers) if n == z]
     if not sites:

@@ -236,21 +236,23 @@ def test_bad_spectra_rejected(energy, mu, match):
 
 # --- network and ensemble -------------------------------------------------------------------------------
 
-def tiny_config(arch="cnn_fft", n_energy=121):
+def tiny_config(arch="cnn_fft", n_energy=121, het=False):
     return {"arch": arch, "channels": (4, 8, 8), "dense": (16, 8), "outputs": [["g2", 50], ["r1", 1],
-            ["cn", 1], ["comp", 2], ["ox", 1]], "n_fft": 8,
+            ["cn", 1], ["comp", 2], ["ox", 1]], "n_fft": 8, "heteroscedastic": het,
             "energy": np.linspace(7100.0, 7160.0, n_energy).tolist()}
 
 
-@pytest.mark.parametrize("arch", ["cnn", "cnn_fft"])
-def test_ensemble_vmap_equals_loop(arch):
-    cfg = tiny_config(arch)
+@pytest.mark.parametrize("arch, het", [("cnn", False), ("cnn_fft", False), ("cnn_fft", True)])
+def test_ensemble_vmap_equals_loop(arch, het):
+    cfg = tiny_config(arch, het=het)
     module = make_module(cfg)
     params = init_members(module, 4, 121, 8, key=jax.random.key(0))
     spec = jnp.asarray(edge_spectrum(np.asarray(cfg["energy"])))
     fft = F.fourier_features(jnp.asarray(cfg["energy"]), spec, n_out=8) if arch == "cnn_fft" else None
     out = apply_members(module, params, spec, fft)
-    assert out.shape == (4, 55)
+    assert out.shape == (4, 110 if het else 55)
+    if het:
+        assert bool(jnp.all(out[:, 55:] > 0))
     for m in range(4):
         pm = jax.tree.map(lambda x, m=m: x[m], params)
         np.testing.assert_allclose(out[m], module.apply({"params": pm}, spec, fft), rtol=1e-6, atol=1e-6)
@@ -281,3 +283,15 @@ def test_model_save_load_roundtrip_and_predict(tmp_path):
         m2.predict(cu)
     with pytest.raises(ValueError, match="not an inverse model directory"):
         load_inverse_model(tmp_path)
+
+
+def test_combine_mixture_variance():
+    from jxas.inverse.model import combine
+
+    cfg = {"outputs": [["r1", 1]], "heteroscedastic": True}
+    pred = np.array([[[2.0, 0.1], [2.2, 0.3]]])  # one example, two members: (mean, sigma)
+    mean, sigma = combine(pred, cfg)
+    np.testing.assert_allclose(mean, [[2.1]])
+    np.testing.assert_allclose(sigma, [[np.sqrt(0.01 + (0.01 + 0.09) / 2)]])
+    mean, sigma = combine(pred[..., :1], {"outputs": [["r1", 1]]})
+    np.testing.assert_allclose(sigma, [[0.1]])

@@ -59,7 +59,7 @@ def plot_g2(result, path: str | Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120, layout="constrained")
     r, g, s = result.g2_r, result.g2, result.g2_sigma
     ax.fill_between(r, g - 2 * s, g + 2 * s, color="C0", alpha=0.25, label="±2σ (calibrated)")
     ax.plot(r, g, "C0-o", ms=3, label="predicted G2")
@@ -70,9 +70,9 @@ def plot_g2(result, path: str | Path, title: str = "") -> Path:
                     f" {result.shells['r'][i]:.2f}±{result.shells['sigma'][i]:.2f} Å", color="C3", fontsize=8)
     ax.set_xlabel("r (Å)")
     ax.set_ylabel("G2 (weighted radial wACSF)")
-    ax.set_title(title or f"{result.model}: r1 = {result.r1:.3f} ± {result.r1_sigma:.3f} Å, CN = {result.cn:.1f}")
+    ax.set_title(title or f"{result.model}: r1 = {result.r1:.3f} ± {result.r1_sigma:.3f} Å, CN = {result.cn:.1f}",
+                 fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
     plt.close(fig)

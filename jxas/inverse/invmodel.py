@@ -22,7 +22,7 @@ from ase.data import chemical_symbols
 from flax import serialization
 
 from jxas.inverse import features as F
-from jxas.inverse.model import init_members, make_module, output_slices
+from jxas.inverse.model import combine, init_members, make_module, output_slices
 from jxas.inverse.peaks import shell_distances
 from jxas.inverse.targets import g2_grid
 
@@ -188,8 +188,9 @@ class InverseModel:
         members = np.asarray(self.apply_members(self.params, spec), float)
         if not np.all(np.isfinite(members)):
             raise ValueError("the inverse model produced non-finite outputs for this spectrum")
-        scale = np.asarray(self.config.get("sigma_scale", np.ones(members.shape[1])), float)
-        mean, sigma = members.mean(0), members.std(0) * scale
+        mean, sigma = combine(members, self.config)
+        sigma = sigma * np.asarray(self.config.get("sigma_scale", np.ones(mean.shape[0])), float)
+        members = members[:, : mean.shape[0]]
         sl = self._sl
         donors = [chemical_symbols[z] for z in self.config["donors"]] + ["other"]
         comp = {el: (float(mean[sl["comp"]][i]), float(sigma[sl["comp"]][i])) for i, el in enumerate(donors)}

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-__all__ = ["InverseCNN", "make_module", "init_members", "apply_members", "output_slices", "n_outputs"]
+__all__ = ["InverseCNN", "make_module", "init_members", "apply_members", "output_slices", "n_outputs", "combine"]
 
 
 class InverseCNN(nn.Module):
@@ -34,6 +34,8 @@ class InverseCNN(nn.Module):
         dense: widths of the hidden dense layers (256, 128 as published).
         use_fft: concatenate the Fourier features to the flattened convolution output.
         y_mean, y_std: per-output training mean and standard deviation (physical units).
+        heteroscedastic: also predict a standard deviation per output (mean-variance network, trained
+            with a Gaussian likelihood); the output is then ``[mean (n_out), sigma (n_out)]``.
     """
 
     n_out: int
@@ -44,6 +46,7 @@ class InverseCNN(nn.Module):
     use_fft: bool = False
     y_mean: Sequence[float] | None = None
     y_std: Sequence[float] | None = None
+    heteroscedastic: bool = False
 
     @nn.compact
     def __call__(self, spec: Float[Array, " e"], fft: Float[Array, " f"] | None = None) -> Float[Array, " o"]:
@@ -58,10 +61,14 @@ class InverseCNN(nn.Module):
             x = jnp.concatenate([x, fft])
         for w in self.dense:
             x = nn.relu(nn.Dense(w)(x))
-        z = nn.Dense(self.n_out)(x)
+        z = nn.Dense(2 * self.n_out if self.heteroscedastic else self.n_out)(x)
         mean = jnp.zeros(self.n_out) if self.y_mean is None else jnp.asarray(self.y_mean)
         std = jnp.ones(self.n_out) if self.y_std is None else jnp.asarray(self.y_std)
-        return mean + std * z
+        if not self.heteroscedastic:
+            return mean + std * z
+        # log-sigma bounded so that sigma stays within [e^-7, e^3] standard deviations of the target
+        log_s = 2.0 + 5.0 * jnp.tanh((z[self.n_out :] - 2.0) / 5.0)
+        return jnp.concatenate([mean + std * z[: self.n_out], std * jnp.exp(log_s)])
 
 
 def output_slices(outputs: Sequence[Sequence]) -> dict[str, slice]:
@@ -91,6 +98,7 @@ def make_module(config: dict) -> InverseCNN:
         use_fft=arch == "cnn_fft",
         y_mean=tuple(config["y_mean"]) if config.get("y_mean") is not None else None,
         y_std=tuple(config["y_std"]) if config.get("y_std") is not None else None,
+        heteroscedastic=bool(config.get("heteroscedastic", False)),
     )
 
 
@@ -105,3 +113,21 @@ def init_members(module: InverseCNN, n_members: int, n_energy: int, n_fft: int, 
 def apply_members(module: InverseCNN, params, spec: Float[Array, " e"], fft=None) -> Float[Array, "m o"]:
     """All ensemble members on one example: ``[M, n_out]`` (vmap over the member axis)."""
     return jax.vmap(lambda p: module.apply({"params": p}, spec, fft))(params)
+
+
+def combine(pred, config: dict):
+    """Ensemble mean and (uncalibrated) sigma from member outputs ``[..., M, O or 2 O]``.
+
+    Plain members: mean and standard deviation over members. Mean-variance members (Lakshminarayanan
+    et al., NeurIPS 2017, eq. 2 mixture): sigma^2 = mean of the members' sigma^2 + variance of their means.
+    """
+    import numpy as np
+
+    o = n_outputs(config["outputs"])
+    pred = np.asarray(pred)
+    mu = pred[..., :o]
+    mean = mu.mean(-2)
+    var = mu.var(-2)
+    if config.get("heteroscedastic", False):
+        var = var + (pred[..., o:] ** 2).mean(-2)
+    return mean, np.sqrt(var)

@@ -27,7 +27,7 @@ import numpy as np
 from jxas.inverse import features as F
 from jxas.inverse.calibrate import calibration_report, fit_scale
 from jxas.inverse.invmodel import InverseModel
-from jxas.inverse.model import init_members, make_module, output_slices
+from jxas.inverse.model import combine, init_members, make_module, n_outputs, output_slices
 from jxas.inverse.targets import structure_targets
 
 __all__ = ["InverseData", "prepare", "train_inverse", "loss_weights", "ensemble_predict"]
@@ -139,6 +139,8 @@ def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | Non
     y_std = jnp.asarray(config["y_std"], jnp.float32)
     lw = jnp.asarray(loss_weights(config["outputs"]))
     sl = output_slices(config["outputs"])
+    het = bool(config.get("heteroscedastic", False))
+    n_out = n_outputs(config["outputs"])
 
     def inputs(spec_store, key):
         if key is None or aug is None:
@@ -151,8 +153,17 @@ def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | Non
     def loss_fn(params, batch, key):
         spec, fft = inputs(batch["spec"], key)
         pred = jax.vmap(lambda p: jax.vmap(lambda s, f: module.apply({"params": p}, s, f))(spec, fft))(params)
+        if het:
+            pred, sig = pred[..., :n_out], pred[..., n_out:]
         z = (pred - batch["y"][None]) / y_std  # [M, B, O] standardised error
-        per = jnp.sum(lw * batch["ymask"][None] * z**2, axis=-1)  # [M, B]
+        if het:
+            # beta-NLL (Seitzer et al., ICLR 2022, beta = 0.5): Gaussian NLL weighted by stop_grad(sigma)
+            s = sig / y_std
+            nll = 0.5 * (z**2 / s**2) + jnp.log(s)
+            per_out = jax.lax.stop_gradient(s) * nll
+        else:
+            per_out = z**2
+        per = jnp.sum(lw * batch["ymask"][None] * per_out, axis=-1)  # [M, B]
         w = batch["w"].T  # [M, B]
         member = jnp.sum(w * per, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1e-6)
         err = jnp.abs(jnp.mean(pred, axis=0) - batch["y"])  # ensemble-mean error [B, O]
@@ -253,7 +264,8 @@ def train_inverse(
     grid = np.asarray(config["energy"])
     on_grid = np.stack([np.interp(grid, data.store_energy, s) for s in data.spec]).astype(np.float32)
     pv = ensemble_predict(config, res.params, on_grid[va])
-    scale = fit_scale(data.y[va], pv.mean(1), np.maximum(pv.std(1), 1e-6), method="coverage", axis=0)
+    mv, sv = combine(pv, config)
+    scale = fit_scale(data.y[va], mv, np.maximum(sv, 1e-6), method="coverage", axis=0)
     scale = np.where(data.ymask[va].sum(0) >= 3, scale, 1.0)  # outputs never labelled keep scale 1
     config["sigma_scale"] = np.maximum(scale, 1e-3).tolist()
     config["split_seed"] = seed
@@ -292,8 +304,9 @@ def prototypes(spec: np.ndarray, k: int = 48, *, seed: int = 0, iters: int = 20)
 def evaluate_predictions(pred: np.ndarray, y: np.ndarray, ymask: np.ndarray, config: dict) -> dict:
     """Metrics of member predictions ``[N, M, O]`` against targets ``[N, O]`` (calibrated sigma)."""
     sl = output_slices(config["outputs"])
-    mean = pred.mean(1)
-    sigma = np.maximum(pred.std(1), 1e-6) * np.asarray(config.get("sigma_scale", np.ones(y.shape[1])))
+    mean, raw_sigma = combine(pred, config)
+    raw_sigma = np.maximum(raw_sigma, 1e-6)
+    sigma = raw_sigma * np.asarray(config.get("sigma_scale", np.ones(y.shape[1])))
     out = {}
     r1 = sl["r1"]
     err_r1 = np.abs(mean[:, r1] - y[:, r1])[:, 0]
@@ -312,7 +325,7 @@ def evaluate_predictions(pred: np.ndarray, y: np.ndarray, ymask: np.ndarray, con
     g = sl["g2"]
     cal = calibration_report(y[:, g], mean[:, g], sigma[:, g])
     out.update({f"g2_{k}": v for k, v in cal.items()})
-    raw = calibration_report(y[:, g], mean[:, g], np.maximum(pred.std(1), 1e-6)[:, g])
+    raw = calibration_report(y[:, g], mean[:, g], raw_sigma[:, g])
     out["g2_median_coverage_uncalibrated"] = raw["median_coverage"]
     out["g2_median_mse"] = float(np.median(((mean[:, g] - y[:, g]) ** 2).mean(1)))
     return out
@@ -384,6 +397,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--patience", type=int, default=15)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--heteroscedastic", action="store_true", help="mean-variance members (beta-NLL)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None)
     a = p.parse_args(argv)
@@ -399,7 +413,8 @@ def main(argv=None) -> int:
                      warmup_epochs=0.5, clip_norm=None, patience=a.patience, progress=True,
                      log_dir=str(Path(a.out) / "log"))
     name = a.name or Path(a.out).name
-    cfg = {"arch": a.arch, "energy": grid, "channels": [int(c) for c in a.channels.split(",")]}
+    cfg = {"arch": a.arch, "energy": grid, "channels": [int(c) for c in a.channels.split(",")],
+           "heteroscedastic": bool(a.heteroscedastic)}
     model, report = train_inverse(data, cfg, key=jax.random.key(a.seed), members=a.members, train_config=tc,
                                   augment=None if a.no_augment else F.AugmentConfig(), seed=a.seed, name=name,
                                   element=ds.element, edge=ds.edge)
