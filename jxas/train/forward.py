@@ -162,6 +162,7 @@ def train_forward(
         The trained :class:`jxas.models.Model` (also saved in ``out_dir/model``).
     """
     import flax.linen as nn
+    from ase.data import atomic_numbers
 
     from jxas.data import Dataset
     from jxas.models import Model, default_config, make_module, model_cutoff, with_statistics
@@ -199,23 +200,43 @@ def train_forward(
         s_train, s_val = trim_to_cutoff(s_train, cutoff), trim_to_cutoff(s_val, cutoff)
     mu_train = np.asarray(ds.spectra(split["train"]), np.float32)
     mu_val = np.asarray(ds.spectra(split["val"]), np.float32)
-    cfg = with_statistics(cfg, jax.tree.map(jnp.asarray, s_train), mu_train)
-    module = make_module(cfg)
-    s0 = jax.tree.map(lambda x: jnp.asarray(x[0]), s_train)
-
     cached = cfg["kind"] == "mlp"
-    if cached:  # descriptors once: the MLP's `features` has no parameters
+    if cached:
+        # descriptors once (the MLP's `features` has no parameters): statistics and training inputs
+        # come from the same pass instead of with_statistics recomputing them
+        from jxas.models.config import training_domain
         from jxas.models.mlp import descriptor_fn
 
-        # build the (lru-cached) descriptor factory outside any trace: built inside jit, its constant
-        # grids would be cached as tracers and leak on the next shape
-        descriptor_fn(module.descriptor, dict(module.descriptor_args))
-        feat = jax.jit(jax.vmap(lambda s: module.apply({}, s, method="features")))
-        train_data = {"x": _chunked(feat, s_train).astype(np.float32), "mu": mu_train}
-        val_data = {"x": _chunked(feat, s_val).astype(np.float32), "mu": mu_val}
+        # built outside any trace: an lru-cached factory first built inside jit caches tracers
+        raw = jax.jit(jax.vmap(descriptor_fn(cfg["descriptor"], cfg.get("descriptor_args", {}))))
+        x_tr, x_va = _chunked(raw, s_train), _chunked(raw, s_val)
+        if not (np.all(np.isfinite(x_tr)) and np.all(np.isfinite(x_va))):
+            raise ValueError(f"{ds.path}: descriptors contain NaN/inf (overlapping atoms?)")
+        dom = training_domain(jax.tree.map(jnp.asarray, s_train), cutoff)
+        cfg.update(
+            mu_mean=[float(v) for v in mu_train.astype(np.float64).mean(0)],
+            mu_std=[float(v) for v in mu_train.astype(np.float64).std(0)],
+            elements=sorted(set(dom["elements"]) | {atomic_numbers[ds.element]}),
+            domain=dom, cutoff=cutoff,
+            x_mean=[float(v) for v in x_tr.mean(0)],
+            x_std=[float(v) for v in np.maximum(x_tr.std(0), 1e-6)],
+        )
+        module = make_module(cfg)
+
+        def standardise(x, s):
+            z = (x - np.asarray(cfg["x_mean"])) / np.maximum(np.asarray(cfg["x_std"]), 1e-8)
+            if cfg.get("use_charge_spin"):
+                z = np.concatenate([z, np.stack([np.asarray(s.charge), np.asarray(s.spin)], 1)], 1)
+            return z.astype(np.float32)
+
+        train_data = {"x": standardise(x_tr, s_train), "mu": mu_train}
+        val_data = {"x": standardise(x_va, s_val), "mu": mu_val}
     else:
+        cfg = with_statistics(cfg, jax.tree.map(jnp.asarray, s_train), mu_train)
+        module = make_module(cfg)
         train_data = {"structure": s_train, "mu": mu_train}
         val_data = {"structure": s_val, "mu": mu_val}
+    s0 = jax.tree.map(lambda x: jnp.asarray(x[0]), s_train)
 
     def init_fn(k):
         return module.init({"params": k}, s0, train=False)["params"]
@@ -273,6 +294,7 @@ def train_forward(
         "train_config": dataclasses.asdict(train_config), "members_fit": fits, "wall_s": train_wall,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, jax {jax.__version__} {jax.devices()[0].platform}",
         "command": command,
+        "load_average_1min": os.getloadavg()[0],
     }
     model = Model(config=cfg, params=_stack_members(member_params), name=name or f"{ds.element}-{ds.edge}".lower())
     metrics = {}
@@ -389,7 +411,8 @@ def model_card(model, cfg: dict) -> str:
         f"{', '.join(_symbol(z) for z in cfg.get('elements', []))}.",
         f"- **Split**: {tr.get('split_rule')}; {tr.get('n_train')} train / {tr.get('n_val')} validation / "
         f"{tr.get('n_test')} test entries (no material/complex in two parts).",
-        f"- **Training**: {tr.get('wall_s', float('nan')) / 60:.1f} min on {tr.get('machine')}.",
+        f"- **Training**: {tr.get('wall_s', float('nan')) / 60:.1f} min on {tr.get('machine')} (1-min load "
+        f"average {tr.get('load_average_1min', float('nan')):.1f} at the end: the machine was shared).",
         "",
         "## Held-out metrics (test split)",
         "",
