@@ -9,6 +9,8 @@ the prediction within a search window.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
@@ -56,6 +58,7 @@ def _is_local_max(energy: Array, mu: Array, window: float, max_points: int) -> A
     return ok
 
 
+@functools.partial(jax.jit, static_argnames=("n_peaks", "window", "max_points"))
 def find_peaks(
     energy: Float[ArrayLike, " e"],
     mu: Float[ArrayLike, " e"],
@@ -84,6 +87,7 @@ def find_peaks(
     return jnp.where(valid, idx, 0), valid
 
 
+@functools.partial(jax.jit, static_argnames=("n_peaks", "window", "search"))
 def peak_errors(
     energy: Float[ArrayLike, " e"],
     pred: Float[ArrayLike, "... e"],
