@@ -41,8 +41,8 @@ def heldout_indices(ds, model, n: int, seed: int) -> tuple[np.ndarray, str]:
     """Entries of groups the model did not train on, if its config records them; else a group split."""
     from jxas.train import group_split
 
-    groups = np.asarray(ds.groups())
-    keys = np.asarray(ds.keys())
+    groups = np.asarray(ds.groups)
+    keys = np.asarray(ds.keys)
     cfg = getattr(model, "config", {}) or {}
     split = cfg.get("split") or cfg.get("data_split") or {}
     for name in ("test_groups", "heldout_groups", "test"):
@@ -103,7 +103,7 @@ def part_a(model, ds_path: Path, n: int, steps: int, seed: int, energies: list[s
         r0 = np.linalg.norm(p0[shell] - p0[ab], axis=1)
         row = {
             "index": int(i),
-            "key": str(ds.keys()[int(i)]),
+            "key": str(ds.keys[int(i)]),
             "n_atoms": int(np.asarray(s_true.mask).sum()),
             "r_true": r_true.tolist(),
             "err_start": np.abs(r0 - r_true).tolist(),
@@ -182,11 +182,13 @@ def part_b(models: dict, steps: int, cutoff: float) -> dict:
         model = models.get(el)
         if model is None or not Path(cif).exists() or not Path(spec).exists():
             out[name] = {"skipped": "no model / CIF / spectrum"}
+            print(f"  {name}: skipped ({out[name]['skipped']})")
             continue
         try:
             s = jxas.read_structure(_fixed_cif(cif), cutoff=cutoff)
         except Exception as exc:  # noqa: BLE001
             out[name] = {"skipped": f"CIF: {exc}"}
+            print(f"  {name}: skipped ({out[name]['skipped']})")
             continue
         target = read_spectrum(spec)
         ab = int(s.absorber)
@@ -241,7 +243,7 @@ def part_c(model, ds_path: Path, e3nn_model, steps: int) -> dict:
         meta={"element": "Fe", "quantity": "norm"},
     )
     start = make_move("shell", s)(s, 0.1)
-    out = {"complex": {"index": i, "n_atoms": int(n_atoms[i]), "key": str(ds.keys()[i])}, "steps": steps}
+    out = {"complex": {"index": i, "n_atoms": int(n_atoms[i]), "key": str(ds.keys[i])}, "steps": steps}
     for en in ("restraints", "gfnff", "gfn2"):
         marks = {}
 

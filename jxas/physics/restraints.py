@@ -20,6 +20,7 @@ Terms (energies in eV, distances in Å):
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -200,7 +201,9 @@ def make_restraints(
 
     def terms(positions: Float[Array, "n 3"]) -> dict[str, Float[Array, ""]]:
         zero = jnp.zeros((), positions.dtype)
-        e_bond = spring_fn(positions) if spring_fn is not None else zero
+        with warnings.catch_warnings():  # jax-md sums in float64 ("high precision"); harmless without x64
+            warnings.filterwarnings("ignore", message="Explicitly requested dtype float64")
+            e_bond = spring_fn(positions) if spring_fn is not None else zero
         if tri.shape[0]:
             u = positions[tri[:, 0]] - positions[tri[:, 1]]
             v = positions[tri[:, 2]] - positions[tri[:, 1]]
