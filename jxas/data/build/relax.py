@@ -56,7 +56,7 @@ _HARTREE_EV = 27.211386245988
 _BOHR_A = 0.529177210903
 
 
-def _xtb_calculator(method: str, numbers, positions, charge: int, spin: int):
+def _xtb_calculator(method: str, numbers, positions, charge: int, spin: int, solvent: str | None = None):
     """An ASE calculator over one persistent ``xtb.interface.Calculator`` (positions updated in place,
     so GFN-FF's topology is set up once; xtb's own ASE calculator rebuilds it on every step)."""
     from ase.calculators.calculator import Calculator, all_changes
@@ -68,6 +68,13 @@ def _xtb_calculator(method: str, numbers, positions, charge: int, spin: int):
     xc = XtbCalculator(param, np.asarray(numbers), np.asarray(positions) / _BOHR_A, charge=float(charge),
                        uhf=int(spin))
     xc.set_verbosity(VERBOSITY_MUTED)
+    if solvent:
+        from xtb.utils import get_solvent
+
+        solv = get_solvent(solvent)
+        if solv is None:
+            raise ValueError(f"xtb knows no solvent {solvent!r}")
+        xc.set_solvent(solv)
 
     class _Xtb(Calculator):
         implemented_properties = ["energy", "forces"]
@@ -87,7 +94,7 @@ def _xtb_calculator(method: str, numbers, positions, charge: int, spin: int):
 
 
 def relax(
-    cx: Complex, *, method: str = "gfnff", fmax: float = 0.05, steps: int = 400
+    cx: Complex, *, method: str = "gfnff", fmax: float = 0.05, steps: int = 400, solvent: str | None = None
 ) -> tuple[Complex, dict]:
     """Relax ``cx`` with xTB; returns the relaxed copy and a report.
 
@@ -96,6 +103,8 @@ def relax(
         method: ``"gfnff"`` (default), ``"gfn2"`` or ``"gfn1"``.
         fmax: convergence threshold on the largest force (eV/Å).
         steps: maximum optimiser steps (FIRE then L-BFGS, ASE).
+        solvent: implicit solvent of xTB (GBSA/ALPB, e.g. ``"water"``), or None for the gas phase.
+            Highly charged complexes ([Fe(OH)4(acac)]3-) lose ligands in the gas phase.
 
     Returns:
         ``(relaxed complex, {"method", "energy_eV", "fmax_eV_A", "steps", "converged"})``.
@@ -111,7 +120,7 @@ def relax(
     atoms = Atoms(numbers=cx.numbers, positions=cx.positions)
     try:
         with _quiet_scratch():
-            atoms.calc = _xtb_calculator(method, cx.numbers, cx.positions, cx.charge, cx.spin)
+            atoms.calc = _xtb_calculator(method, cx.numbers, cx.positions, cx.charge, cx.spin, solvent)
             opt = FIRE(atoms, logfile=None)
             opt.run(fmax=max(fmax, 0.3), steps=steps // 2)  # FIRE is robust far from the minimum
             n1 = opt.nsteps
@@ -127,5 +136,5 @@ def relax(
         raise BuildError(f"{METHODS[method]} relaxation produced non-finite coordinates")
     out = cx.copy()
     out.positions = pos - pos[0]
-    return out, {"method": METHODS[method], "energy_eV": energy, "fmax_eV_A": f, "steps": nsteps,
+    return out, {"method": METHODS[method], "solvent": solvent, "energy_eV": energy, "fmax_eV_A": f, "steps": nsteps,
                  "converged": converged}
