@@ -44,7 +44,9 @@ def heldout_indices(ds, model, n: int, seed: int) -> tuple[np.ndarray, str]:
     groups = np.asarray(ds.groups)
     keys = np.asarray(ds.keys)
     cfg = getattr(model, "config", {}) or {}
-    split = cfg.get("split") or cfg.get("data_split") or {}
+    split = dict(cfg.get("split") or cfg.get("data_split") or {})
+    if cfg.get("test_groups"):
+        split.setdefault("test_groups", cfg["test_groups"])
     for name in ("test_groups", "heldout_groups", "test"):
         if name in split:
             sel = np.flatnonzero(np.isin(groups, split[name]) | np.isin(keys, split[name]))

@@ -287,7 +287,7 @@ def sweep(
     if nuisance is None:
         from jxas.spectrum.normalise import find_e0
 
-        p0 = np.asarray(predict(structure, Nuisance.create(0.0, dtype=dtype)))
+        p0 = np.asarray(jax.jit(predict)(structure, Nuisance.create(0.0, dtype=dtype)))
         nu = Nuisance.create(float(e0 - find_e0(forward.energy, p0)), dtype=dtype)
     else:
         nu = Nuisance.create(
@@ -424,7 +424,7 @@ def multistart(
     grid = make_grid(forward.energy, e0)
     grid = grid._replace(weight=grid.weight * jnp.asarray(weight, dtype))
     predict = make_predict(forward, BroadeningConfig())
-    p0 = np.asarray(predict(structure, Nuisance.create(0.0, dtype=dtype)))
+    p0 = np.asarray(jax.jit(predict)(structure, Nuisance.create(0.0, dtype=dtype)))
     nu0 = Nuisance.create(float(e0 - find_e0(forward.energy, p0)), dtype=dtype)
     restr = make_restraints(structure, **(restraints or {}))
     fn = make_objective(predict, get_loss(loss), energy_fn=restr)
