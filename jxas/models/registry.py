@@ -21,12 +21,25 @@ def pretrained_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "pretrained"
 
 
+FORWARD_KINDS = ("mlp", "e3nn")
+
+
+def _kind(d: Path) -> str | None:
+    try:
+        return json.loads((d / "config.json").read_text()).get("kind")
+    except (OSError, ValueError):
+        return None
+
+
 def available_models() -> list[str]:
-    """Names of the shipped models (folders of ``jxas/pretrained`` holding a ``config.json``)."""
+    """Names of the shipped forward models (folders of ``jxas/pretrained`` whose config kind is mlp/e3nn).
+
+    Other folders there (e.g. the inverse models of :mod:`jxas.inverse`) are not forward models.
+    """
     root = pretrained_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file() and _kind(p) in FORWARD_KINDS)
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
@@ -56,4 +69,7 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
 def load_model(name_or_path: str | os.PathLike) -> Model:
     """Load a shipped model by name (``"cu-k"``, ``"fe-k"``, ...) or a directory saved with ``Model.save``."""
     d = resolve_model(name_or_path)
+    kind = _kind(d)
+    if kind not in FORWARD_KINDS:
+        raise ValueError(f"{d}: a {kind!r} model, not a forward (structure -> spectrum) model")
     return Model.load(d, name=d.name)
