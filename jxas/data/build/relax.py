@@ -28,6 +28,8 @@ __all__ = ["relax", "METHODS"]
 # two cores made a 30-atom GFN-FF relaxation 100x slower (50 s instead of 0.5 s) in a measurement
 # here. Only effective if xTB is first loaded after this module (it is loaded lazily in relax()).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# xTB writes through gfortran's buffered unit 6: unbuffered, its output lands inside the silenced window
+os.environ.setdefault("GFORTRAN_UNBUFFERED_PRECONNECTED", "y")
 
 METHODS = {"gfnff": "GFN-FF", "gfn2": "GFN2-xTB", "gfn1": "GFN1-xTB"}
 
@@ -114,6 +116,11 @@ def relax(
     """
     if method not in METHODS:
         raise ValueError(f"unknown relaxation method {method!r}; use one of {sorted(METHODS)}")
+    if solvent is not None:
+        from xtb.utils import get_solvent
+
+        if get_solvent(solvent) is None:
+            raise ValueError(f"xtb knows no solvent {solvent!r}")
     from ase import Atoms
     from ase.optimize import FIRE, LBFGS
 
