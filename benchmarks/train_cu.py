@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the configuration of the shipped model (see jxas/pretrained/cu-k/card.md)
 MODEL_CONFIG = {"kind": "mlp", "descriptor": "wacsf",
                 "descriptor_args": {"r_min": 1.0, "r_max": 6.0, "n_g2": 32, "n_g4": 64},
-                "hidden": [320, 320, 320], "dropout": 0.2, "activation": "silu"}
+                "hidden": [384, 384, 384], "dropout": 0.0, "activation": "silu"}
 EPOCHS, BATCH, LR = 60, 64, 2e-3
 
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default=str(ROOT / "datasets" / "cu-k-omnixas-feff9.h5"))
     p.add_argument("--out", default=str(ROOT / "runs" / "cu-k"))
-    p.add_argument("--members", type=int, default=5)
+    p.add_argument("--members", type=int, default=3)
     p.add_argument("--epochs", type=int, default=EPOCHS)
     p.add_argument("--config", help="JSON model config overriding the shipped one")
     p.add_argument("--seed", type=int, default=0)
