@@ -61,7 +61,9 @@ def heldout_indices(ds, model, n: int, seed: int) -> tuple[np.ndarray, str]:
     return sel[:n], f"group_split((0.8, 0.1, 0.1), seed={seed}) test+val parts (model split not recorded)"
 
 
-def part_a(model, ds_path: Path, n: int, steps: int, seed: int, energies: list[str]) -> dict:
+def part_a(
+    model, ds_path: Path, n: int, steps: int, seed: int, energies: list[str], partial: Path | None = None
+) -> dict:
     import jax
 
     import jxas
@@ -127,6 +129,8 @@ def part_a(model, ds_path: Path, n: int, steps: int, seed: int, energies: list[s
                 "mse_before": res.fit["mse_before"],
             }
         rows.append(row)
+        if partial is not None:  # keep what has been measured if the run is cut short
+            partial.write_text(json.dumps({"selection": how, "rows": rows}, default=float))
         print(
             f"  entry {i} ({row['n_atoms']} atoms): start err {np.median(row['err_start']):.3f} Å; "
             + "; ".join(f"{en} {np.median(row[en]['err']):.3f} Å" for en in energies if "err" in row[en]),
@@ -151,10 +155,16 @@ CRYSTALS = {
         str(SHARED / "experimental/spectra/larch_fe2o3_rt1.txt"),
         "Fe",
     ),
-    "Cu (foil, fcc)": (str(SHARED / "structures/cifs/Copper_amcsd13088.cif"),
-                       str(SHARED / "experimental/spectra/larch_cu_metal_rt.txt"), "Cu"),
-    "Fe (foil, bcc)": (str(SHARED / "structures/cifs/Iron_amcsd12931.cif"),
-                       str(SHARED / "experimental/spectra/xasref_Fe_foil_Fe_K.txt"), "Fe"),
+    "Cu (foil, fcc)": (
+        str(SHARED / "structures/cifs/Copper_amcsd13088.cif"),
+        str(SHARED / "experimental/spectra/larch_cu_metal_rt.txt"),
+        "Cu",
+    ),
+    "Fe (foil, bcc)": (
+        str(SHARED / "structures/cifs/Iron_amcsd12931.cif"),
+        str(SHARED / "experimental/spectra/xasref_Fe_foil_Fe_K.txt"),
+        "Fe",
+    ),
 }
 
 
@@ -314,6 +324,7 @@ def main(argv=None):
             return None
 
     model = load(args.model)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     results = {
         "command": "python benchmarks/refine.py " + " ".join(argv or os.sys.argv[1:]),
         "model": getattr(model, "name", None),
@@ -321,7 +332,15 @@ def main(argv=None):
     }
     if "a" in args.parts and model is not None:
         print("(a) synthetic recovery")
-        results["a"] = part_a(model, Path(args.dataset), args.n, args.steps, args.seed, args.energies)
+        results["a"] = part_a(
+            model,
+            Path(args.dataset),
+            args.n,
+            args.steps,
+            args.seed,
+            args.energies,
+            partial=Path(args.out).with_suffix(".partial_a.json"),
+        )
         print(json.dumps(results["a"]["summary"], indent=1))
     if "b" in args.parts:
         print("(b) crystalline references")

@@ -28,6 +28,7 @@ _PUBLIC = {
     "write_spectrum": "jxas.io.spectra",
     "refine": "jxas.refine",
     "RefineResult": "jxas.refine.result",
+    "sweep": "jxas.sweep",
     "invert": "jxas.inverse.invmodel",
     "train_forward": "jxas.train.forward",
 }
