@@ -192,7 +192,8 @@ def main(argv=None) -> int:
         res["measured_fraction_inside_2sigma"] = float(np.mean([m["inside_2sigma"] for m in ok]))
     print(f"## {model.name} ({model.config.get('arch')}) on {a.dataset}")
     print(f"held-out test: {metrics['n_test']} spectra, {metrics['n_test_groups']} groups")
-    for k in ("r1_median_abs_err", "r1_from_g2_peak_median_abs_err", "r1_coverage_2sigma", "g2_median_coverage",
+    for k in ("r1_median_abs_err", "r1_from_g2_peak_median_abs_err", "r1_coverage_2sigma", "r1_pearson_sigma_sqerr",
+              "g2_median_coverage",
               "g2_median_coverage_uncalibrated", "g2_pearson_sigma_mse", "g2_spearman_sigma_mse", "cn_median_abs_err",
               "cn_exact_fraction", "comp_exact_fraction", "ox_exact_fraction"):
         if k in metrics:

@@ -59,7 +59,7 @@ def plot_g2(result, path: str | Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120, layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
     r, g, s = result.g2_r, result.g2, result.g2_sigma
     ax.fill_between(r, g - 2 * s, g + 2 * s, color="C0", alpha=0.25, label="±2σ (calibrated)")
     ax.plot(r, g, "C0-o", ms=3, label="predicted G2")
@@ -74,7 +74,7 @@ def plot_g2(result, path: str | Path, title: str = "") -> Path:
                  fontsize=9)
     ax.legend(fontsize=8)
     path = Path(path)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 

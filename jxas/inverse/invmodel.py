@@ -261,7 +261,8 @@ def load_inverse_model(name_or_path: str | os.PathLike) -> InverseModel:
     if p.is_dir():
         return InverseModel.load(p)
     name = str(name_or_path).lower()
-    for cand in (name, f"inverse-{name}"):
+    # "cu-k" is the forward model's folder: inverse models always live under "inverse-<name>"
+    for cand in (name,) if name.startswith("inverse-") else (f"inverse-{name}",):
         if (PRETRAINED / cand / "config.json").is_file():
             return InverseModel.load(PRETRAINED / cand)
     shipped = sorted(q.name for q in PRETRAINED.glob("inverse-*") if (q / "config.json").is_file())

@@ -313,6 +313,8 @@ def evaluate_predictions(pred: np.ndarray, y: np.ndarray, ymask: np.ndarray, con
     out["r1_median_abs_err"] = float(np.median(err_r1))
     out["r1_mean_abs_err"] = float(np.mean(err_r1))
     out["r1_coverage_2sigma"] = float(np.mean(err_r1 <= 2 * sigma[:, r1][:, 0]))
+    if len(err_r1) >= 3 and np.ptp(sigma[:, r1]) > 0:
+        out["r1_pearson_sigma_sqerr"] = float(np.corrcoef(sigma[:, r1][:, 0], err_r1**2)[0, 1])
     cn = sl["cn"]
     out["cn_median_abs_err"] = float(np.median(np.abs(mean[:, cn] - y[:, cn])))
     out["cn_exact_fraction"] = float(np.mean(np.round(mean[:, cn]) == y[:, cn]))
