@@ -65,13 +65,21 @@ def test_split_uses_source_labels_and_never_leaks(small_cu):
     assert len(sp["train"]) + len(sp["val"]) + len(sp["test"]) == len(small_cu)
 
 
-def test_train_forward_ensemble_learns_saves_and_evaluates(small_cu, tmp_path):
-    from jxas.models import Model
-
+@pytest.fixture(scope="module")
+def trained(small_cu, tmp_path_factory):
+    """One 2-member ensemble trained on the slice, shared by the tests below (training is the slow part)."""
+    tmp_path = tmp_path_factory.mktemp("fwd")
     cfg = {"kind": "mlp", "descriptor": "wacsf", "hidden": [64, 64], "dropout": 0.0}
     tc = TrainConfig(epochs=15, batch_size=16, learning_rate=5e-3, warmup_epochs=1, patience=None, progress=False)
     model = train_forward(small_cu, cfg, tc, members=2, key=jax.random.key(0), out_dir=tmp_path / "run",
                           command="pytest")
+    return model, tmp_path
+
+
+def test_train_forward_ensemble_learns_saves_and_evaluates(small_cu, trained):
+    from jxas.models import Model
+
+    model, tmp_path = trained
     assert model.element == "Cu" and model.edge == "K"
     leaves = jax.tree.leaves(model.params)
     assert all(np.shape(x)[0] == 2 for x in leaves)  # two members stacked
@@ -99,14 +107,10 @@ def test_train_forward_ensemble_learns_saves_and_evaluates(small_cu, tmp_path):
     assert "eta" in card and "pytest" in card
 
 
-def test_evaluate_rejects_other_element(small_cu, tmp_path):
+def test_evaluate_rejects_other_element(small_cu, trained, tmp_path):
     from jxas.data import Dataset
-    from jxas.models import Model
 
-    cfg = {"kind": "mlp", "descriptor": "wacsf", "hidden": [16]}
-    tc = TrainConfig(epochs=1, batch_size=16, progress=False, patience=None)
-    model = train_forward(small_cu, cfg, tc, key=jax.random.key(1), out_dir=tmp_path / "r")
-    assert isinstance(model, Model)
+    model, _ = trained
     fe = Dataset.create(tmp_path / "fe.h5", element="Fe", energy=np.asarray(small_cu.energy), recipe={"name": "x"})
     with pytest.raises(ValueError, match="Fe K"):
         evaluate(model, fe)
