@@ -302,7 +302,8 @@ def main(argv=None):
     ap.add_argument("--parts", nargs="+", default=["a", "b", "c"])
     ap.add_argument("--model", default="fe-k", help="Fe model (name or directory)")
     ap.add_argument("--cu-model", default="cu-k", help="Cu model for the Cu crystals (part b), or 'none'")
-    ap.add_argument("--e3nn-model", default="fe-k-e3nn", help="e3nn model for the sweep timing (c), or 'none'")
+    ap.add_argument("--e3nn-model", default="fe-k-e3nn",
+                    help="e3nn model for the sweep timing (c): a name, 'random-e3nn' (timing only) or 'none'")
     ap.add_argument("--dataset", default=str(ROOT / "datasets" / "fe-k-feff10-default.h5"))
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--steps", type=int, default=200)
@@ -317,6 +318,14 @@ def main(argv=None):
     def load(name):
         if name in (None, "none"):
             return None
+        if name == "random-e3nn":  # timing only: the default e3nn architecture with random weights
+            import jax
+
+            from jxas.models.config import default_config
+            from jxas.models.model import Model
+
+            cfg = default_config("e3nn", "Fe", elements=[1, 6, 7, 8, 15, 16, 17, 26])
+            return Model.init(cfg, key=jax.random.key(0), members=1, name="random-e3nn (default architecture)")
         try:
             return load_model(name)
         except Exception as exc:  # noqa: BLE001
