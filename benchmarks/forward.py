@@ -75,8 +75,8 @@ def speed(model, atoms: int, batch: int, repeats: int, latency_calls: int) -> di
             "latency_ms": 1e3 * statistics.median(times), "latency_min_ms": 1e3 * min(times)}
 
 
-def speed_models(element: str) -> dict:
-    """Shipped models of ``element`` by kind, else default-size random networks."""
+def speed_models(element: str, extra_e3nn: dict | None = None) -> dict:
+    """Shipped models of ``element`` by kind, else default-size random networks (+ an e3nn variant)."""
     from jxas.models import Model, available_models, default_config, load_model
 
     out = {}
@@ -88,6 +88,10 @@ def speed_models(element: str) -> dict:
         if kind not in out:
             cfg = default_config(kind, element, elements=[element, "H", "C", "N", "O"])
             out[kind] = Model.init(cfg, key=jax.random.PRNGKey(0), members=1, name=f"random-{kind}")
+    if extra_e3nn:
+        cfg = default_config("e3nn", element, elements=[element, "H", "C", "N", "O"], **extra_e3nn)
+        label = ",".join(f"{k}={v}" for k, v in extra_e3nn.items())
+        out["e3nn-variant"] = Model.init(cfg, key=jax.random.PRNGKey(0), members=1, name=f"random-e3nn[{label}]")
     return out
 
 
@@ -136,6 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-accuracy", action="store_true")
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--no-feff", action="store_true")
+    p.add_argument("--e3nn-set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="also time a random e3nn network with these settings (e.g. channels=8 radial_hidden=16)")
     p.add_argument("--json", help="write all figures here")
     args = p.parse_args(argv)
 
@@ -155,7 +161,8 @@ def main(argv=None) -> int:
                   f"{r['median_mse']:9.2e} {r['median_pearson']:8.4f} {r['median_peak_de']:6.2f} "
                   f"{r['median_peak_de_edge']:7.2f}")
     if not args.no_speed:
-        models = speed_models(args.element)
+        extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.e3nn_set)}
+        models = speed_models(args.element, extra)
         report["speed"] = []
         print("\n## speed (float32, after compilation)")
         print(f"{'model':22s} {'kind':5s} {'atoms':>5s} {'batch':>6s} {'spectra/s':>10s} {'per CPU-s':>10s} "
@@ -163,7 +170,7 @@ def main(argv=None) -> int:
         for kind, m in models.items():
             for atoms in args.atoms:
                 batch = args.mlp_batch if kind == "mlp" else args.e3nn_batch
-                r = {"model": m.name, "kind": kind, "members": m.members,
+                r = {"model": m.name, "kind": m.kind, "members": m.members,
                      **speed(m, atoms, batch, args.repeats, args.latency_calls)}
                 report["speed"].append(r)
                 print(f"{m.name:22s} {kind:5s} {atoms:5d} {batch:6d} {r['spectra_per_s']:10.0f} "
