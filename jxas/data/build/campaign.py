@@ -522,8 +522,8 @@ def write_campaign_card(path, *, command: str, started: str | None = None) -> No
         now = _dt.datetime.now(_dt.UTC)
         hours = (now - t0).total_seconds() / 3600
         status.append(f"- campaign started {started}; status written {now.isoformat(timespec='minutes')} "
-                      f"({hours:.2f} h of wall time, {done / max(hours, 1e-9):.0f} specs/h on 2 workers of a "
-                      "shared 2-core machine)")
+                      f"({hours:.2f} h of wall time, {done / max(hours, 1e-9):.0f} specs/h with 2 workers; the "
+                      "machine's 2 cores were shared with the other element's run and other jobs)")
     sections = {
         **card_sections(ds.element),
         "How to regenerate": f"```bash\n{command}\n```\nRunning the same command again resumes the campaign "
