@@ -138,3 +138,13 @@ def test_bad_inputs_other(tmp_path):
         read_structure(S / "hematite.cif", absorber=10_000)
     with pytest.raises(StructureError, match="NaN"):
         read_structure(ase.Atoms("FeO", positions=[[0, 0, 0], [np.inf, 0, 0]]))
+
+
+def test_cif_cubic_symbol_without_bar():
+    # AMCSD writes Fm-3m as 'F m 3 m'; fcc Cu has 12 neighbours at a/sqrt(2)
+    s = read_structure(S / "copper.cif", cutoff=2.8)
+    pos, num, a = s.real()
+    r = np.linalg.norm(pos - pos[a], axis=1)
+    assert len(num) == 13 and np.all(num == 29)
+    np.testing.assert_allclose(np.sort(r)[1:], np.sort(r)[1], rtol=1e-6)
+    assert 2.5 < np.sort(r)[1] < 2.6

@@ -119,6 +119,33 @@ def _read_xyz(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
     return np.array(positions, float), np.array(numbers, int), parse_comment(lines[1])
 
 
+_CUBIC_NO_BAR = re.compile(
+    r"(?m)^(_symmetry_space_group_name_H-M|_space_group_name_H-M_alt)(\s+)'([PFIRC])\s*([mnabcd])\s*3(\s[^']*)?'"
+)
+
+
+def _read_cif(path: Path):
+    """Read a CIF with ASE; retry once with the bar restored in cubic symbols such as 'F m 3 m'.
+
+    Older AMCSD files write centrosymmetric cubic groups without the bar ('F m 3 m' for Fm-3m), which
+    ASE's space-group table rejects. In those groups a mirror/glide letter followed by 3 can only mean
+    -3, so the rewrite is unambiguous.
+    """
+    import io
+
+    import ase.io
+
+    try:
+        return ase.io.read(path, format="cif")
+    except Exception as first:
+        text = path.read_text(errors="replace")
+        fixed, n = _CUBIC_NO_BAR.subn(lambda m: f"{m[1]}{m[2]}'{m[3]} {m[4]} -3{m[5] or ''}'", text)
+        if not n:
+            raise first from None
+        warnings.warn(f"{path}: cubic space-group symbol without the bar read as its -3 form", stacklevel=4)
+        return ase.io.read(io.StringIO(fixed), format="cif")
+
+
 def _is_extxyz(path: Path) -> bool:
     with open(path, errors="replace") as fh:
         fh.readline()
@@ -231,7 +258,7 @@ def read_structure(
                 fmt = "vasp" if path.name in _PERIODIC_NAMES or path.suffix.lower() in {".vasp", ".poscar"} else None
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    atoms = ase.io.read(path, format=fmt)
+                    atoms = _read_cif(path) if path.suffix.lower() == ".cif" else ase.io.read(path, format=fmt)
                 info = {k: str(v) for k, v in atoms.info.items()}
                 for key, val in parse_comment(str(atoms.info.get("comment", ""))).items():
                     info.setdefault(key, val)
