@@ -346,12 +346,28 @@ def _run_feff(inp: str, workdir: Path, timeout: float) -> None:
         )
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is still in process group ``pgid`` (Linux /proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def _kill_group(proc: subprocess.Popen, wait: float = 10.0) -> None:
+    """SIGKILL FEFF's whole process group and wait until its stage workers are gone, not just the leader."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+    deadline = time.monotonic() + wait
+    while Path("/proc").is_dir() and _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _read_xmu(path: Path, workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
