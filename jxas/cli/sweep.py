@@ -46,25 +46,10 @@ def parse_move(kind: str, lo: str, hi: str, n: str) -> dict:
     raise ValueError(f"--move: cannot parse {kind!r}; use shell, element:EL, bond:J or bend:J:K")
 
 
-def _compilation_cache() -> None:
-    """Persist XLA compilations across runs (the refinement step takes seconds to compile)."""
-    import os
-
-    import jax
-
-    if os.environ.get("JXAS_NO_COMPILATION_CACHE") or jax.config.jax_compilation_cache_dir:
-        return
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jxas" / "xla"
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", str(cache))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    except OSError:
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
-    _compilation_cache()
+    from jxas.cli._common import enable_compilation_cache
+
+    enable_compilation_cache()
     from ase.data import chemical_symbols
 
     from jxas.io.spectra import read_spectrum
