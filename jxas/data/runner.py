@@ -403,14 +403,29 @@ def _journal_read(journal: Path) -> tuple[list[Path], list[dict]]:
     return files, records
 
 
+@contextlib.contextmanager
+def _atomic_copy(out: Path):
+    """Yield a scratch copy of ``out`` to edit; on success it atomically replaces ``out`` (fsynced), on any
+    error it is removed and ``out`` is untouched. The one crash-safe rewrite path of the runner."""
+    tmp = out.with_name(out.name + ".merging")
+    shutil.copyfile(out, tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _merge(out: Path, journal: Path, run_log: dict | None = None) -> int:
     """Merge the journal into ``out`` through an atomically replaced copy. Returns records merged."""
     files, records = _journal_read(journal)
     if not files and run_log is None:
         return 0
-    tmp = out.with_name(out.name + ".merging")
-    shutil.copyfile(out, tmp)
-    try:
+    with _atomic_copy(out) as tmp:
         ds = Dataset(tmp)
         entries = [r["entry"] for r in records if r["kind"] == "entry"]
         if entries:
@@ -427,13 +442,6 @@ def _merge(out: Path, journal: Path, run_log: dict | None = None) -> int:
                 runs = json.loads(str(f.attrs.get(_RUNS_ATTR, "[]")))
                 runs.append(run_log)
                 f.attrs[_RUNS_ATTR] = to_json(runs)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     for p in files:
         p.unlink(missing_ok=True)
     return len(files)
@@ -447,24 +455,15 @@ def _drop_failures(out: Path, keys: set[str]) -> int:
     drop = np.isin(ds.failure_keys, list(keys))
     if not drop.any():
         return 0
-    tmp = out.with_name(out.name + ".merging")
-    shutil.copyfile(out, tmp)
-    try:
-        with h5py.File(tmp, "a") as f:
-            g = f["failures"]
-            n = len(ds.failure_keys)
-            keep = ~drop
-            for name in ("reason", "provenance", "key"):
-                data = g[name][:n][keep]
-                g[name].resize(int(keep.sum()), axis=0)
-                g[name][...] = data
-            f.flush()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _atomic_copy(out) as tmp, h5py.File(tmp, "a") as f:
+        g = f["failures"]
+        n = len(ds.failure_keys)
+        keep = ~drop
+        for name in ("reason", "provenance", "key"):
+            data = g[name][:n][keep]
+            g[name].resize(int(keep.sum()), axis=0)
+            g[name][...] = data
+        f.flush()
     return int(drop.sum())
 
 
@@ -496,19 +495,10 @@ def _reorder(out: Path, keys_in_order: Sequence[str]) -> bool:
             orders[where] = (len(keys), order)
     if not orders:
         return False
-    tmp = out.with_name(out.name + ".merging")
-    shutil.copyfile(out, tmp)
-    try:
-        with h5py.File(tmp, "a") as f:
-            for where, (n, order) in orders.items():
-                _permute_rows(f[where], n, order)
-            f.flush()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _atomic_copy(out) as tmp, h5py.File(tmp, "a") as f:
+        for where, (n, order) in orders.items():
+            _permute_rows(f[where], n, order)
+        f.flush()
     return True
 
 
