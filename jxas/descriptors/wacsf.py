@@ -49,14 +49,22 @@ def make_wacsf(
     g2_parameterisation: str = "shifted",
     g4_parameterisation: str = "centred",
     truncate_jk: bool = False,
+    max_neighbours: int | None = None,
 ) -> Callable[[Structure], Float[Array, " d"]]:
     """Return a pure ``wacsf(structure)`` for a fixed configuration (all arguments are static).
 
     ``truncate_jk=True`` also zeroes f_c(r_jk) for r_jk >= r_max (the reference applies the cosine
     cutoff to r_jk as written, which rises again beyond r_max; the default keeps the reference).
+
+    ``max_neighbours=K`` runs the G4 pair sum over the first K neighbours only (moved to the front
+    with a stable sort), K(K-1)/2 pairs instead of n(n-1)/2: exact when no structure has more than K
+    neighbours within r_max, and NaN (never a silently wrong value) for one that has.
+    :func:`jxas.descriptors.featurise` picks K per chunk of a batch from the neighbour counts.
     """
     if r_max <= 0:
         raise ValueError(f"r_max must be positive, got {r_max}")
+    if max_neighbours is not None and max_neighbours < 2:
+        raise ValueError(f"max_neighbours must be >= 2 (one pair), got {max_neighbours}")
     if n_g2 < 0 or n_g4 < 0:
         raise ValueError(f"n_g2 and n_g4 must be >= 0, got {n_g2}, {n_g4}")
     l_arr, z_arr = np.asarray(l, float), np.asarray(z, float)
@@ -74,10 +82,10 @@ def make_wacsf(
         mu4, eta4 = mu4[:keep], eta4[:keep]
     else:
         mu4 = eta4 = np.zeros(0)
+    centred4 = bool(np.all(mu4 == 0.0))
     # angular parameter combinations, lambda outer and zeta inner (the reference's order)
     lam_list = [float(v) for v in np.repeat(l_arr, len(z_arr))]
     zeta_list = [float(v) for v in np.tile(z_arr, len(l_arr))]
-    zeta = np.asarray(zeta_list)
     # constants stay NumPy arrays: baked into each trace, never captured as tracers
     # integer zeta: plain powers have exact derivatives at base 0 (collinear pairs with lambda = -1)
     integer_zeta = bool(np.all(z_arr == np.round(z_arr)) and np.all(z_arr >= 1))
@@ -92,31 +100,47 @@ def make_wacsf(
         g2 = jnp.sum(w * fc * jnp.exp(-eta2[:, None] * (r - mu2[:, None]) ** 2), axis=1)
         if not n_g4:
             return jnp.concatenate([g1, g2])
-        # Unique neighbour pairs j < k via static triangle indices: the G4 sum runs over P = n(n-1)/2
-        # pairs only. The three-distance Gaussian factorises as g(r_0j) g(r_0k) g(r_jk), so only the
-        # r_jk factor needs a [radial, P] exponential; the angular factor (1 + lambda cos)^zeta does
-        # not depend on the radial term, and the contraction over pairs is one matrix product.
+        overflow = False
+        if max_neighbours is not None and max_neighbours < r.shape[0]:
+            # compact: neighbours first (stable, so the pair order is the original one), keep K slots
+            keep_idx = jnp.argsort(jnp.where(nb, 0, 1), stable=True)[:max_neighbours]
+            overflow = jnp.sum(nb) > max_neighbours
+            d0, r, nb, w, fc = d0[keep_idx], r[keep_idx], nb[keep_idx], w[keep_idx], fc[keep_idx]
+        # Unique neighbour pairs j < k. Pair quantities come from the Gram matrix d0 d0^T as [n, n]
+        # matrices (no per-pair gathers of vectors); only the upper triangle is kept, so the [P, radial]
+        # exponential, the dominant cost, runs over P = n(n-1)/2 pairs. The three Gaussians share one
+        # exponential (their exponents add), and each G4 is a plain reduction over pairs.
         n = r.shape[0]
-        jj, kk = np.triu_indices(n, k=1)
+        flat = np.flatnonzero(np.triu(np.ones((n, n), bool), k=1))  # static indices of j < k
+        gram = d0 @ d0.T
+        r2 = jnp.sum(d0 * d0, axis=-1)
+        rjk2 = jnp.maximum(r2[:, None] + r2[None, :] - 2.0 * gram, 0.0)  # law of cosines
+        pos = rjk2 > 0
+        rjk = jnp.where(pos, jnp.sqrt(jnp.where(pos, rjk2, 1.0)), 0.0)  # finite gradient at r_jk = 0
         r_safe = jnp.where(nb, r, 1.0)  # r > 0 for every neighbour; guards masked slots only
-        dj, dk = d0[jj], d0[kk]
-        cos = jnp.clip(jnp.sum(dj * dk, axis=-1) / (r_safe[jj] * r_safe[kk]), -1.0, 1.0)
-        rjk = safe_norm(dj - dk)
+        cos = jnp.clip(gram / (r_safe[:, None] * r_safe[None, :]), -1.0, 1.0).reshape(-1)[flat]
         fc_jk = cosine_cutoff(rjk, r_max)
         if truncate_jk:
             fc_jk = jnp.where(rjk < r_max, fc_jk, 0.0)
         a = w * fc  # [n], zero outside the neighbour set
-        a_pair = a[jj] * a[kk] * fc_jk  # [P]
-        g_atom = jnp.exp(-eta4[:, None] * (r[None, :] - mu4[:, None]) ** 2)  # [K, n]
-        radial = g_atom[:, jj] * g_atom[:, kk] * jnp.exp(-eta4[:, None] * (rjk[None, :] - mu4[:, None]) ** 2)
-        # [L, P]; base >= 0 since |cos| <= 1 and |lambda| <= 1. Integer zeta (the usual 1, 2, 4) uses
-        # integer powers: cheaper than pow and with exact derivatives at base 0 (collinear pairs).
-        ang = jnp.stack([
-            (1.0 + lm * cos) ** int(zt) if integer_zeta else _safe_pow(1.0 + lm * cos, zt)
+        a_pair = (a[:, None] * a[None, :] * fc_jk).reshape(-1)[flat]  # [P]
+        if centred4:  # mu = 0: the summed exponent is r_0j^2 + r_0k^2 + r_jk^2
+            arg = (r2[:, None] + r2[None, :] + rjk2).reshape(-1)[flat][:, None]  # [P, 1]
+        else:
+            rj = jnp.broadcast_to(r[:, None], (n, n)).reshape(-1)[flat]
+            rk = jnp.broadcast_to(r[None, :], (n, n)).reshape(-1)[flat]
+            rjk_p = rjk.reshape(-1)[flat]
+            arg = (rj[:, None] - mu4) ** 2 + (rk[:, None] - mu4) ** 2 + (rjk_p[:, None] - mu4) ** 2  # [P, K]
+        radial = jnp.exp(-arg * eta4) * a_pair[:, None]  # [P, K]
+        # Angular factors; base >= 0 since |cos| <= 1 and |lambda| <= 1. Integer zeta (the usual 1, 2,
+        # 4) uses integer powers: cheaper than pow and exact derivatives at base 0 (collinear pairs).
+        g4 = jnp.stack([
+            jnp.sum(radial * ((1.0 + lm * cos) ** int(zt) if integer_zeta else _safe_pow(1.0 + lm * cos, zt))[:, None],
+                    axis=0) * 2.0 ** (1.0 - zt)
             for lm, zt in zip(lam_list, zeta_list, strict=True)
-        ])
-        g4 = ((radial * a_pair[None, :]) @ ang.T) * 2.0 ** (1.0 - zeta)[None, :]  # [K, L]
+        ], axis=1)  # [K, L]
         g4 = g4.reshape(-1)  # radial term outermost, then lambda, then zeta
+        g4 = jnp.where(overflow, jnp.nan, g4)
         return jnp.concatenate([g1, g2, g4])
 
     return jax.jit(wacsf)
