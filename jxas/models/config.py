@@ -112,7 +112,7 @@ def model_cutoff(config: dict) -> float:
     if config["kind"] == "e3nn":
         return float(config.get("cutoff", DEFAULTS["e3nn"]["cutoff"]))
     args = config.get("descriptor_args", {})
-    return float(args.get("r_max", 6.0 if config.get("descriptor", "wacsf") == "wacsf" else 8.0))
+    return float(args.get("r_max", 8.0 if config.get("descriptor", "wacsf") == "rdc" else 6.0))
 
 
 def _tuple_or_none(x):
