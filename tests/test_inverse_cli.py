@@ -65,3 +65,38 @@ def test_shipped_cu_model_reads_cu_foil():
     # Cu metal (fcc, a = 3.615 Å at RT): 12 Cu at 2.556 Å; benchmarks/inverse.py measured 2.536 Å here
     assert abs(res.r1 - 2.556) < 0.1
     assert res.composition["Cu"][0] > 4 and res.composition["Cu"][0] > res.composition["O"][0]
+
+
+def test_cli_invert_check_and_refine_start(tiny_cu_model, tmp_path, capsys):
+    import jxas
+    from jxas.inverse.targets import first_shell
+
+    # square-planar Cu(H2O)4 at 1.97 Å, absorber first (xyz convention)
+    pos, sym = [[0.0, 0.0, 0.0]], ["Cu"]
+    for v in ([1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]):
+        o = 1.97 * np.array(v, float)
+        perp = np.roll(v, 1)
+        pos += [o, o + 0.97 * (0.6 * np.array(v) + 0.8 * perp), o + 0.97 * (0.6 * np.array(v) - 0.8 * perp)]
+        sym += ["O", "H", "H"]
+    xyz = tmp_path / "cu_aqua.xyz"
+    xyz.write_text(f"{len(sym)}\nq = 2 | S = 1\n" + "".join(f"{s} {x:.6f} {y:.6f} {z:.6f}\n"
+                                                         for s, (x, y, z) in zip(sym, pos, strict=True)))
+    start, js = tmp_path / "start.xyz", tmp_path / "r.json"
+    rc = main(["invert", str(CU_FOIL), "--model", str(tiny_cu_model), "--no-plot", "--check", str(xyz),
+               "--refine-start", str(start), "--json", str(js)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "starting structure vs inverse prediction" in out and "verdict" in out and "jxas refine" in out
+    res = json.loads(js.read_text())
+    rows = {r["name"]: r for r in res["check"]["rows"]}
+    assert rows["first-shell distance/A"]["structure"] == pytest.approx(1.97, abs=1e-6)
+    assert rows["coordination number"]["structure"] == 4
+    # the untrained tiny model's answer is far from 1.97 Å in units of its sigma: flagged
+    z = (1.97 - res["r1"]) / res["r1_sigma"]
+    assert rows["first-shell distance/A"]["agrees"] == (abs(z) <= 2)
+    assert ("disagrees" in out) == (not res["check"]["ok"])
+    s = jxas.read_structure(start)
+    _, cn, r1 = first_shell(s)
+    assert float(cn) == 4 and float(r1) == pytest.approx(res["r1"], abs=1e-5)
+    rc = main(["invert", str(CU_FOIL), "--model", str(tiny_cu_model), "--no-plot", "--refine-start", str(start)])
+    assert rc == 1 and "--refine-start needs --check" in capsys.readouterr().err

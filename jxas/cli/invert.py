@@ -26,6 +26,15 @@ def register(subparsers) -> None:
     p.add_argument("--normalised", action="store_true",
                    help="the spectrum is already normalised (edge step 1): skip pre/post-edge normalisation")
     p.add_argument("--json", default=None, help="also write the result as JSON to this path")
+    p.add_argument("--check", default=None, metavar="STRUCTURE",
+                   help="compare this starting structure (xyz, cif, POSCAR; absorber atom 0 for xyz unless "
+                   "--absorber) with the prediction: first-shell distance, CN and composition, flagged beyond "
+                   "--check-k sigma")
+    p.add_argument("--absorber", type=int, default=None, help="absorber index in the --check structure")
+    p.add_argument("--check-k", type=float, default=2.0, help="disagreement threshold in sigma (default 2)")
+    p.add_argument("--refine-start", default=None, metavar="OUT.xyz",
+                   help="with --check: write the structure with its first shell moved to the predicted distance "
+                   "(ligands follow their donors), a start for `jxas refine`")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -82,6 +91,13 @@ def plot_g2(result, path: str | Path, title: str = "") -> Path:
 def run(args: argparse.Namespace) -> int:
     from jxas.inverse import invert
 
+    if args.refine_start and not args.check:
+        raise ValueError("--refine-start needs --check STRUCTURE (the structure whose first shell is moved)")
+    structure = None
+    if args.check:
+        import jxas
+
+        structure = jxas.read_structure(args.check, absorber=args.absorber)
     spectrum = read_spectrum_file(args.spectrum)
     if not spectrum.meta.get("source"):
         spectrum = spectrum.replace(meta={**spectrum.meta, "source": args.spectrum})
@@ -90,7 +106,27 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plot:
         out = plot_g2(result, args.plot or f"{args.spectrum}.g2.png")
         print(f"G2 plot: {out}")
+    out = result.to_dict()
+    if structure is not None:
+        out["check"] = handoff(result, structure, args)
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+        Path(args.json).write_text(json.dumps(out, indent=1))
         print(f"result: {args.json}")
     return 0
+
+
+def handoff(result, structure, args: argparse.Namespace) -> dict:
+    """``--check`` / ``--refine-start``: print the comparison, write the rescaled start; the check as a dict."""
+    from jxas.inverse.handoff import check_structure, scale_first_shell
+    from jxas.io.structures import write_xyz
+
+    check = check_structure(result, structure, k=args.check_k)
+    print(check.summary())
+    if args.refine_start:
+        start = scale_first_shell(structure, result.r1)
+        write_xyz(args.refine_start, start,
+                  comment=f"q = {int(structure.charge)} | S = {int(structure.spin)} | first shell scaled to "
+                  f"{result.r1:.3f} A by {result.model} from {Path(args.check).name}")
+        print(f"refinement start (first shell at {result.r1:.3f} A): {args.refine_start}\n"
+              f"  next: jxas refine {args.refine_start} --spectrum {args.spectrum}")
+    return check.to_dict()

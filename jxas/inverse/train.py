@@ -30,7 +30,7 @@ from jxas.inverse.invmodel import InverseModel
 from jxas.inverse.model import combine, init_members, make_module, n_outputs, output_slices
 from jxas.inverse.targets import structure_targets
 
-__all__ = ["InverseData", "prepare", "train_inverse", "loss_weights", "ensemble_predict"]
+__all__ = ["InverseData", "prepare", "train_inverse", "loss_weights", "ensemble_predict", "gaussian_nll"]
 
 MARGIN = 6.0  # eV kept beyond the model grid on each side so shifted copies stay inside real data
 
@@ -113,6 +113,25 @@ def loss_weights(outputs) -> np.ndarray:
     return w / w.sum()
 
 
+def gaussian_nll(y, mean, sigma, *, beta: float = 0.0):
+    """Elementwise Gaussian negative log-likelihood ``0.5 ((y - mean) / sigma)^2 + log sigma`` (constant dropped).
+
+    The loss of mean-variance ensemble members (Lakshminarayanan et al., NeurIPS 2017, eq. 1). With
+    ``beta > 0`` every term is weighted by ``stop_gradient(sigma^(2 beta))`` (beta-NLL, Seitzer et al.,
+    ICLR 2022, eq. 5), which keeps badly fitted high-variance points from being ignored by the mean;
+    ``beta = 0`` is the plain likelihood, whose minimiser over sigma is ``|y - mean|``.
+
+    Args:
+        y, mean, sigma: broadcastable arrays (same units; ``sigma > 0``).
+        beta: beta-NLL exponent in [0, 1].
+    """
+    z = (y - mean) / sigma
+    nll = 0.5 * z**2 + jnp.log(sigma)
+    if beta == 0.0:
+        return nll
+    return jax.lax.stop_gradient(sigma ** (2.0 * beta)) * nll
+
+
 def _features_fn(config: dict):
     """Per-example ``(spec_on_model_grid) -> (spec, fft or None)`` for a configuration."""
     grid = jnp.asarray(config["energy"], jnp.float32)
@@ -127,11 +146,17 @@ def _features_fn(config: dict):
     return feats
 
 
-def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | None):
+def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | None, *, stage: str = "nll"):
     """``loss_fn(params, batch, key) -> (loss, aux)`` for :func:`jxas.train.fit` (members stacked).
 
     ``batch`` = dict(spec [B, S], y [B, O], ymask [B, O], w [B, M]); with a key the spectra are augmented.
+    Plain members learn the standardised squared error. Mean-variance members
+    (``config["heteroscedastic"]``) learn the Gaussian NLL of :func:`gaussian_nll` (``config["nll_beta"]``,
+    default 0) in ``stage="nll"``, and only their means, by squared error, in ``stage="mse"`` (the warm-up
+    that keeps the variance head from explaining away a mean that has not been learnt yet).
     """
+    if stage not in ("mse", "nll"):
+        raise ValueError(f"stage must be 'mse' or 'nll', got {stage!r}")
     module = make_module(config)
     grid = jnp.asarray(config["energy"], jnp.float32)
     store = jnp.asarray(store_energy, jnp.float32)
@@ -140,6 +165,8 @@ def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | Non
     lw = jnp.asarray(loss_weights(config["outputs"]))
     sl = output_slices(config["outputs"])
     het = bool(config.get("heteroscedastic", False))
+    nll = het and stage == "nll"
+    beta = float(config.get("nll_beta", 0.0))
     n_out = n_outputs(config["outputs"])
 
     def inputs(spec_store, key):
@@ -156,11 +183,8 @@ def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | Non
         if het:
             pred, sig = pred[..., :n_out], pred[..., n_out:]
         z = (pred - batch["y"][None]) / y_std  # [M, B, O] standardised error
-        if het:
-            # beta-NLL (Seitzer et al., ICLR 2022, beta = 0.5): Gaussian NLL weighted by stop_grad(sigma)
-            s = sig / y_std
-            nll = 0.5 * (z**2 / s**2) + jnp.log(s)
-            per_out = jax.lax.stop_gradient(s) * nll
+        if nll:
+            per_out = gaussian_nll(z, 0.0, sig / y_std, beta=beta)
         else:
             per_out = z**2
         per = jnp.sum(lw * batch["ymask"][None] * per_out, axis=-1)  # [M, B]
@@ -171,6 +195,36 @@ def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | Non
         return jnp.mean(member), aux
 
     return loss_fn
+
+
+def _fit_stages(config, store_energy, augment, train_data, val_data, tc, warmup: int, *, init, key,
+                checkpoint_dir=None):
+    """:func:`jxas.train.fit` once, or for mean-variance members an MSE warm-up then the NLL stage.
+
+    The NLL stage starts from the warm-up's best (validation) parameters with a fresh optimiser; the
+    histories are concatenated (``stage`` in the history says which epoch belonged to which).
+    """
+    from jxas.train import fit
+
+    het = bool(config.get("heteroscedastic", False))
+    if not het or warmup <= 0:
+        loss = make_loss(config, store_energy, augment, stage="nll")
+        return fit(init, loss, train_data, val_data, tc, key=key, checkpoint_dir=checkpoint_dir)
+    if warmup >= tc.epochs:
+        raise ValueError(f"mse_warmup_epochs ({warmup}) must be below the total epochs ({tc.epochs})")
+    k1, k2 = jax.random.split(key)
+    ck = (lambda sub: None) if checkpoint_dir is None else (lambda sub: f"{checkpoint_dir}/{sub}")
+    log = (lambda sub: None) if tc.log_dir is None else (lambda sub: f"{tc.log_dir}/{sub}")
+    tc1 = dataclasses.replace(tc, epochs=warmup, patience=None, log_dir=log("mse"))
+    r1 = fit(init, make_loss(config, store_energy, augment, stage="mse"), train_data, val_data, tc1, key=k1,
+             checkpoint_dir=ck("mse"))
+    tc2 = dataclasses.replace(tc, epochs=tc.epochs - warmup, log_dir=log("nll"))
+    r2 = fit(lambda _: r1.params, make_loss(config, store_energy, augment, stage="nll"), train_data, val_data,
+             tc2, key=k2, checkpoint_dir=ck("nll"))
+    hist = {k: list(r1.history.get(k, [])) + list(r2.history.get(k, [])) for k in r2.history}
+    hist["stage"] = [0.0] * r1.epochs_run + [1.0] * r2.epochs_run
+    return dataclasses.replace(r2, history=hist, best_epoch=r1.epochs_run + r2.best_epoch,
+                               epochs_run=r1.epochs_run + r2.epochs_run)
 
 
 def ensemble_predict(config: dict, params, spec_grid: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -207,6 +261,7 @@ def train_inverse(
     element: str = "",
     edge: str = "K",
     checkpoint_dir=None,
+    mse_warmup_epochs: int = 0,
 ) -> tuple[InverseModel, dict]:
     """Train a bootstrap ensemble inverse model and calibrate its sigma on the validation split.
 
@@ -221,11 +276,13 @@ def train_inverse(
         augment: augmentation ranges, None for none.
         name, element, edge: stored in the model.
         checkpoint_dir: passed to :func:`jxas.train.fit` (resumable training).
+        mse_warmup_epochs: for mean-variance members (``config["heteroscedastic"]``), epochs of
+            squared-error training of the means before the NLL stage (part of ``train_config.epochs``).
 
     Returns:
         ``(model, report)``: the calibrated :class:`InverseModel` and a dict of validation/test metrics.
     """
-    from jxas.train import TrainConfig, bootstrap_indices, check_disjoint, fit, group_split
+    from jxas.train import TrainConfig, bootstrap_indices, check_disjoint, group_split
 
     if split is None:
         split = tuple(group_split(data.groups, (0.70, 0.15, 0.15), seed=seed))
@@ -244,6 +301,8 @@ def train_inverse(
     config.update(outputs=data.outputs, donors=data.donors, y_mean=mean.tolist(), y_std=std.tolist(),
                   n_members=members)
     config.setdefault("n_fft", 24)
+    if config.get("heteroscedastic", False):
+        config.update(mse_warmup_epochs=int(mse_warmup_epochs), nll_beta=float(config.get("nll_beta", 0.0)))
     config["energy"] = np.asarray(config["energy"], float).tolist()
 
     k_boot, k_init, k_fit = jax.random.split(key, 3)
@@ -255,10 +314,10 @@ def train_inverse(
                 "w": np.ones((len(va), members), np.float32)}
     module = make_module(config)
     n_fft = int(config["n_fft"])
-    loss_fn = make_loss(config, data.store_energy, augment)
     t0 = time.perf_counter()
-    res = fit(lambda k: init_members(module, members, len(config["energy"]), n_fft, key=k),
-              loss_fn, train_data, val_data, tc, key=k_fit, checkpoint_dir=checkpoint_dir)
+    res = _fit_stages(config, data.store_energy, augment, train_data, val_data, tc, mse_warmup_epochs,
+                      init=lambda k: init_members(module, members, len(config["energy"]), n_fft, key=k),
+                      key=k_fit, checkpoint_dir=checkpoint_dir)
     train_s = time.perf_counter() - t0
 
     grid = np.asarray(config["energy"])
@@ -347,7 +406,11 @@ def model_card(model: InverseModel, report: dict, *, dataset: str, command: str)
         f"({', '.join(str(z) for z in c['donors'])} by atomic number, plus other)"
         + (", and the formal oxidation state." if c.get("has_ox") else " (no oxidation-state labels in the data)."),
         "Each value comes as the mean and the calibrated standard deviation of a "
-        f"{c['n_members']}-member group-bootstrap ensemble.",
+        f"{c['n_members']}-member group-bootstrap ensemble"
+        + (" of mean-variance networks (Gaussian NLL after "
+           f"{c.get('mse_warmup_epochs', 0)} epochs of MSE warm-up, beta {c.get('nll_beta', 0.0)}; "
+           "variance = mean member variance + variance of the member means, Lakshminarayanan et al. 2017)."
+           if c.get("heteroscedastic") else "."),
         "",
         "## Data and split",
         f"- dataset: `{dataset}` ({report['n_train'] + report['n_val'] + report['n_test']} entries)",
@@ -399,7 +462,11 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--patience", type=int, default=15)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--heteroscedastic", action="store_true", help="mean-variance members (beta-NLL)")
+    p.add_argument("--heteroscedastic", action="store_true",
+                   help="mean-variance members trained with the Gaussian NLL (Lakshminarayanan et al. 2017)")
+    p.add_argument("--nll-beta", type=float, default=0.0, help="beta-NLL exponent (0: plain Gaussian NLL)")
+    p.add_argument("--mse-warmup", type=int, default=0,
+                   help="epochs of squared-error training of the means before the NLL stage (heteroscedastic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None)
     a = p.parse_args(argv)
@@ -417,9 +484,12 @@ def main(argv=None) -> int:
     name = a.name or Path(a.out).name
     cfg = {"arch": a.arch, "energy": grid, "channels": [int(c) for c in a.channels.split(",")],
            "heteroscedastic": bool(a.heteroscedastic)}
+    if a.heteroscedastic:
+        cfg.update(nll_beta=a.nll_beta, mse_warmup_epochs=a.mse_warmup)
     model, report = train_inverse(data, cfg, key=jax.random.key(a.seed), members=a.members, train_config=tc,
                                   augment=None if a.no_augment else F.AugmentConfig(), seed=a.seed, name=name,
-                                  element=ds.element, edge=ds.edge)
+                                  element=ds.element, edge=ds.edge, mse_warmup_epochs=a.mse_warmup,
+                                  checkpoint_dir=str(Path(a.out) / "ckpt"))
     model.config["dataset"] = Path(a.dataset).name
     model.config["metrics"] = {"val": report.get("val"), "test": report.get("test")}
     args = argv if argv is not None else __import__("sys").argv[1:]
