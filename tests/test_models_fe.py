@@ -126,7 +126,9 @@ def test_eradial_model_predicts_and_round_trips(rng, tmp_path):
                          elements=["Fe", "O", "C", "N", "H", "Cl", "Se"], descriptor="eradial",
                          descriptor_args={"n": 8, "r_max": 5.0}, hidden=[16])
     assert cfg["cutoff"] == 5.0
-    assert default_config("mlp", "Fe", descriptor="eradial")["cutoff"] == 6.0  # the descriptor's own default
+    plain = default_config("mlp", "Fe", descriptor="eradial")  # no wACSF settings carried over
+    assert plain["cutoff"] == 6.0 and plain["descriptor_args"] == {}
+    assert make_module(plain).descriptor == "eradial"
     model = Model.init(cfg, key=jax.random.PRNGKey(0), members=2, name="fe-k-eradial-test")
     s = _cluster(rng)
     sp = model.predict(s)

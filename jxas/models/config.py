@@ -79,6 +79,8 @@ def default_config(
     if unknown:
         raise ValueError(f"unknown {kind} settings {sorted(unknown)}; allowed: {sorted(cfg)}")
     cfg.update(copy.deepcopy(overrides))
+    if kind == "mlp" and "descriptor_args" not in overrides and cfg["descriptor"] != DEFAULTS["mlp"]["descriptor"]:
+        cfg["descriptor_args"] = {}  # the default settings are wACSF's: another descriptor starts from its own
     if kind == "mlp" and cfg["hidden"] == "xanesnet":
         cfg["hidden"] = list(xanesnet_hidden())
     energy = standard_grid(element, edge) if energy is None else np.asarray(energy, np.float64)
