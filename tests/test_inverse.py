@@ -356,3 +356,29 @@ def test_mse_stage_trains_only_means_nll_stage_both():
             assert np.abs(k[..., 55:]).max() > 0
     with pytest.raises(ValueError, match="stage"):
         make_loss(cfg, grid, None, stage="warmup")
+
+
+def test_out_of_bag_variance_learns_from_undrawn_entries_only():
+    from jxas.inverse.train import make_loss
+
+    cfg = tiny_config(het=True)
+    cfg.update(y_std=[1.0] * 55, y_mean=[0.0] * 55, variance_data="out_of_bag")
+    params = init_members(make_module(cfg), 2, 121, 8, key=jax.random.key(0))
+    grid = np.asarray(cfg["energy"])
+    base = {"spec": np.stack([edge_spectrum(grid, r=r) for r in (1.9, 2.1, 2.3)]),
+            "y": np.random.default_rng(1).standard_normal((3, 55)), "ymask": np.ones((3, 55))}
+    last = sorted(k for k in params if k.startswith("Dense"))[-1]
+    loss = make_loss(cfg, grid, None, stage="nll")
+
+    def last_grad(w, oob):
+        g = jax.grad(lambda p: loss(p, {**base, "w": w, "oob": oob}, None)[0])(params)
+        k = np.asarray(g[last]["kernel"])
+        return np.abs(k[..., :55]).max(), np.abs(k[..., 55:]).max()
+
+    ones, zeros = np.ones((3, 2)), np.zeros((3, 2))
+    g_mean, g_sig = last_grad(ones, zeros)  # everything drawn: the variance head learns nothing
+    assert g_mean > 0 and g_sig == 0
+    g_mean, g_sig = last_grad(zeros, ones)  # nothing drawn: the means learn nothing (errors held fixed)
+    assert g_mean == 0 and g_sig > 0
+    with pytest.raises(ValueError, match="variance_data"):
+        make_loss({**cfg, "variance_data": "all"}, grid, None)

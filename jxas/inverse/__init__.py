@@ -4,11 +4,13 @@ The XANES analogue of the EXAFS Fourier transform: a bootstrap ensemble of 1D CN
 Digital Discovery 2, 1461 (2023), improved with Fourier features, augmentation and multi-task heads)
 reads a normalised spectrum and predicts the absorber's 50-term G2 wACSF curve, the mean first-shell
 distance, the coordination number, the first-shell composition and the oxidation state, each with a
-calibrated ensemble sigma. :func:`invert` is the entry point.
+calibrated ensemble sigma. :func:`invert` is the entry point; :func:`check_structure` and
+:func:`scale_first_shell` hand the answer to refinement.
 """
 
 from jxas.inverse.calibrate import calibration_report, coverage, fit_scale, sigma_error_correlation
 from jxas.inverse.features import AugmentConfig, augment, fourier_features, gaussian_broaden, normalise_measured
+from jxas.inverse.handoff import StructureCheck, check_structure, scale_first_shell
 from jxas.inverse.invmodel import InverseModel, InverseResult, invert, load_inverse_model
 from jxas.inverse.model import InverseCNN, apply_members, init_members, make_module
 from jxas.inverse.peaks import find_shells, shell_distances
@@ -21,4 +23,5 @@ __all__ = [
     "g2", "g2_grid", "first_shell", "composition", "structure_targets", "FIRST_SHELL_FACTOR",
     "find_shells", "shell_distances",
     "coverage", "sigma_error_correlation", "fit_scale", "calibration_report",
+    "check_structure", "scale_first_shell", "StructureCheck",
 ]

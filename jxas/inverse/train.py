@@ -154,6 +154,13 @@ def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | Non
     (``config["heteroscedastic"]``) learn the Gaussian NLL of :func:`gaussian_nll` (``config["nll_beta"]``,
     default 0) in ``stage="nll"``, and only their means, by squared error, in ``stage="mse"`` (the warm-up
     that keeps the variance head from explaining away a mean that has not been learnt yet).
+
+    ``config["variance_data"]``: "in_bag" (default; Lakshminarayanan et al. 2017) fits mean and variance
+    together on each member's bootstrap sample. "out_of_bag" fits the means by squared error on the
+    bootstrap sample and the variance head by the NLL of the member's errors, held fixed, on the entries
+    it did not draw (``batch["oob"]`` [B, M], 1 out of bag; validation passes ones): on small datasets
+    in-sample errors shrink towards zero as the network memorises its groups, and a variance learnt
+    from them does not carry over to new complexes; out-of-bag errors are errors on unseen groups.
     """
     if stage not in ("mse", "nll"):
         raise ValueError(f"stage must be 'mse' or 'nll', got {stage!r}")
@@ -167,6 +174,10 @@ def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | Non
     het = bool(config.get("heteroscedastic", False))
     nll = het and stage == "nll"
     beta = float(config.get("nll_beta", 0.0))
+    variance_data = config.get("variance_data", "in_bag")
+    if variance_data not in ("in_bag", "out_of_bag"):
+        raise ValueError(f"variance_data must be 'in_bag' or 'out_of_bag', got {variance_data!r}")
+    oob = variance_data == "out_of_bag"
     n_out = n_outputs(config["outputs"])
 
     def inputs(spec_store, key):
@@ -183,13 +194,20 @@ def make_loss(config: dict, store_energy: np.ndarray, aug: F.AugmentConfig | Non
         if het:
             pred, sig = pred[..., :n_out], pred[..., n_out:]
         z = (pred - batch["y"][None]) / y_std  # [M, B, O] standardised error
-        if nll:
-            per_out = gaussian_nll(z, 0.0, sig / y_std, beta=beta)
-        else:
-            per_out = z**2
-        per = jnp.sum(lw * batch["ymask"][None] * per_out, axis=-1)  # [M, B]
         w = batch["w"].T  # [M, B]
-        member = jnp.sum(w * per, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1e-6)
+        if nll and oob:
+            # means: squared error on the member's bootstrap sample; variances: NLL of the (fixed) errors on
+            # the entries it did not draw, i.e. errors on unseen groups, the ones a user will meet
+            mse = jnp.sum(lw * batch["ymask"][None] * z**2, axis=-1)
+            nll_v = gaussian_nll(jax.lax.stop_gradient(z), 0.0, sig / y_std, beta=beta)
+            nll_v = jnp.sum(lw * batch["ymask"][None] * nll_v, axis=-1)
+            o = batch["oob"].T
+            member = (jnp.sum(w * mse, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1e-6)
+                      + jnp.sum(o * nll_v, axis=1) / jnp.maximum(jnp.sum(o, axis=1), 1e-6))
+        else:
+            per_out = gaussian_nll(z, 0.0, sig / y_std, beta=beta) if nll else z**2
+            per = jnp.sum(lw * batch["ymask"][None] * per_out, axis=-1)  # [M, B]
+            member = jnp.sum(w * per, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1e-6)
         err = jnp.abs(jnp.mean(pred, axis=0) - batch["y"])  # ensemble-mean error [B, O]
         aux = {"r1_mae": jnp.mean(err[:, sl["r1"]]), "cn_mae": jnp.mean(err[:, sl["cn"]])}
         return jnp.mean(member), aux
@@ -312,6 +330,9 @@ def train_inverse(
     train_data = {"spec": data.spec[tr], "y": data.y[tr], "ymask": data.ymask[tr], "w": w}
     val_data = {"spec": data.spec[va], "y": data.y[va], "ymask": data.ymask[va],
                 "w": np.ones((len(va), members), np.float32)}
+    if config.get("variance_data") == "out_of_bag":
+        train_data["oob"] = (w == 0).astype(np.float32)
+        val_data["oob"] = np.ones((len(va), members), np.float32)
     module = make_module(config)
     n_fft = int(config["n_fft"])
     t0 = time.perf_counter()
@@ -392,6 +413,9 @@ def evaluate_predictions(pred: np.ndarray, y: np.ndarray, ymask: np.ndarray, con
     return out
 
 
+_VARIANCE_DATA = {"in_bag": "each member's bootstrap sample", "out_of_bag": "each member's out-of-bag entries"}
+
+
 def model_card(model: InverseModel, report: dict, *, dataset: str, command: str) -> str:
     """Markdown model card: data, split, architecture, metrics (validation and held-out test), retrain command."""
     c = model.config
@@ -408,7 +432,8 @@ def model_card(model: InverseModel, report: dict, *, dataset: str, command: str)
         "Each value comes as the mean and the calibrated standard deviation of a "
         f"{c['n_members']}-member group-bootstrap ensemble"
         + (" of mean-variance networks (Gaussian NLL after "
-           f"{c.get('mse_warmup_epochs', 0)} epochs of MSE warm-up, beta {c.get('nll_beta', 0.0)}; "
+           f"{c.get('mse_warmup_epochs', 0)} epochs of MSE warm-up, beta {c.get('nll_beta', 0.0)}, variance head "
+           f"fitted on {_VARIANCE_DATA[c.get('variance_data', 'in_bag')]}; "
            "variance = mean member variance + variance of the member means, Lakshminarayanan et al. 2017)."
            if c.get("heteroscedastic") else "."),
         "",
@@ -465,6 +490,9 @@ def main(argv=None) -> int:
     p.add_argument("--heteroscedastic", action="store_true",
                    help="mean-variance members trained with the Gaussian NLL (Lakshminarayanan et al. 2017)")
     p.add_argument("--nll-beta", type=float, default=0.0, help="beta-NLL exponent (0: plain Gaussian NLL)")
+    p.add_argument("--variance-data", default="in_bag", choices=["in_bag", "out_of_bag"],
+                   help="entries the variance head learns from (heteroscedastic): each member's bootstrap "
+                   "sample, or the entries it did not draw")
     p.add_argument("--mse-warmup", type=int, default=0,
                    help="epochs of squared-error training of the means before the NLL stage (heteroscedastic)")
     p.add_argument("--seed", type=int, default=0)
@@ -485,7 +513,7 @@ def main(argv=None) -> int:
     cfg = {"arch": a.arch, "energy": grid, "channels": [int(c) for c in a.channels.split(",")],
            "heteroscedastic": bool(a.heteroscedastic)}
     if a.heteroscedastic:
-        cfg.update(nll_beta=a.nll_beta, mse_warmup_epochs=a.mse_warmup)
+        cfg.update(nll_beta=a.nll_beta, mse_warmup_epochs=a.mse_warmup, variance_data=a.variance_data)
     model, report = train_inverse(data, cfg, key=jax.random.key(a.seed), members=a.members, train_config=tc,
                                   augment=None if a.no_augment else F.AugmentConfig(), seed=a.seed, name=name,
                                   element=ds.element, edge=ds.edge, mse_warmup_epochs=a.mse_warmup,
