@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-__all__ = ["Structure", "pad", "stack", "unstack", "safe_norm", "absorber_distances", "n_atoms"]
+__all__ = ["Structure", "pad", "stack", "unstack", "trim", "safe_norm", "absorber_distances", "n_atoms"]
 
 
 @jax.tree_util.register_dataclass
@@ -141,6 +141,19 @@ def stack(structures: Sequence[Structure], n: int | None = None) -> Structure:
     n = max(s.n_max for s in structures) if n is None else n
     padded = [pad(s, n) for s in structures]
     return jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
+
+
+def trim(s: Structure) -> Structure:
+    """Drop trailing padding slots of one structure (host side): the cost of pair-based models grows with
+    the square of the slot count, so single-structure work (sweeps) runs on the real atoms only.
+
+    Indices are unchanged: only slots after the last real atom are dropped.
+    """
+    if s.is_batch:
+        raise ValueError("trim() takes a single structure; use unstack() on a batch first")
+    real = np.flatnonzero(np.asarray(s.mask))
+    k = int(real[-1]) + 1 if real.size else 1
+    return s if k == s.n_max else s.replace(positions=s.positions[:k], numbers=s.numbers[:k], mask=s.mask[:k])
 
 
 def unstack(batch: Structure) -> list[Structure]:

@@ -31,7 +31,7 @@ from jaxtyping import Array, Float
 
 from jxas.losses import get_loss, make_grid
 from jxas.physics.restraints import Topology, detect_topology, first_shell, make_restraints
-from jxas.structure import Structure, safe_norm
+from jxas.structure import Structure, safe_norm, trim
 
 __all__ = ["make_move", "fragments", "sweep", "SweepResult", "multistart", "MultiStartResult", "plot_sweep"]
 
@@ -262,6 +262,7 @@ def sweep(
     from jxas.refine.objective import BroadeningConfig, Nuisance, as_forward, make_predict
 
     t0 = time.perf_counter()
+    structure = trim(structure)  # trailing padding costs model time at every grid point
     if not 1 <= len(moves) <= 2:
         raise ValueError(f"sweep takes one or two moves, got {len(moves)}")
     specs = []

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jxas.structure import Structure, n_atoms, neighbour_mask, pad, safe_norm, stack, unstack
+from jxas.structure import Structure, n_atoms, neighbour_mask, pad, safe_norm, stack, trim, unstack
 
 
 def _s(n, absorber=0, seed=0):
@@ -58,3 +58,16 @@ def test_to_ase_keeps_absorber_charge_spin():
     atoms = pad(s, 7).to_ase()
     assert len(atoms) == 4
     assert atoms.info["absorber"] == 2 and atoms.info["charge"] == -1 and atoms.info["spin"] == 3
+
+
+def test_trim_drops_trailing_padding_only():
+    s = Structure.from_arrays(np.arange(12.0).reshape(4, 3), [26, 8, 8, 1], absorber=1, charge=2, spin=4)
+    padded = pad(s, 9)
+    t = trim(padded)
+    assert t.n_max == 4 and int(t.absorber) == 1 and int(t.charge) == 2 and int(t.spin) == 4
+    np.testing.assert_array_equal(np.asarray(t.positions), np.asarray(s.positions))
+    assert trim(s) is s  # nothing to drop
+    inner = padded.replace(mask=padded.mask.at[2].set(False))  # interior padding keeps its slot
+    assert trim(inner).n_max == 4
+    with pytest.raises(ValueError, match="single structure"):
+        trim(stack([s, s]))
