@@ -100,3 +100,24 @@ def test_cli_invert_check_and_refine_start(tiny_cu_model, tmp_path, capsys):
     assert float(cn) == 4 and float(r1) == pytest.approx(res["r1"], abs=1e-5)
     rc = main(["invert", str(CU_FOIL), "--model", str(tiny_cu_model), "--no-plot", "--refine-start", str(start)])
     assert rc == 1 and "--refine-start needs --check" in capsys.readouterr().err
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.skipif(not (PRETRAINED / "inverse-fe-k" / "config.json").is_file(), reason="no shipped Fe model")
+def test_shipped_fe_model_reads_example_and_checks_structure():
+    import jxas
+    from jxas.inverse import check_structure, scale_first_shell
+    from jxas.inverse.targets import first_shell
+
+    model = load_inverse_model("fe-k")
+    assert model.element == "Fe" and model.n_members >= 10 and model.config["has_ox"]
+    # FEFF10 spectrum of [Fe(H2O)6]2+ with Fe-O 2.12 Å, normalised, in the training energy frame
+    res = jxas.invert(jxas.read_spectrum(EXAMPLES / "fe_h2o6_feff10.txt"), model=model, normalise=False)
+    assert np.isfinite(res.r1) and res.r1_sigma > 0 and 4 <= res.cn <= 8
+    assert abs(res.r1 - 2.12) < 0.25  # measured 1.998 +- 0.082 Å when shipped
+    true = jxas.read_structure(EXAMPLES / "fe_h2o6_true.xyz")
+    assert check_structure(res, true).rows[0].structure == pytest.approx(2.12, abs=0.01)
+    start = scale_first_shell(jxas.read_structure(EXAMPLES / "fe_h2o6_start.xyz"), res.r1)
+    assert float(first_shell(start)[2]) == pytest.approx(res.r1, abs=1e-6)
