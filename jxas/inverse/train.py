@@ -349,6 +349,9 @@ def train_inverse(
     scale = np.where(data.ymask[va].sum(0) >= 3, scale, 1.0)  # outputs never labelled keep scale 1
     config["sigma_scale"] = np.maximum(scale, 1e-3).tolist()
     config["split_seed"] = seed
+    # the groups the model has seen: a dataset that keeps growing changes a re-drawn split, these do not
+    config["split_groups"] = {"train": sorted(set(map(str, data.groups[tr]))),
+                              "val": sorted(set(map(str, data.groups[va])))}
     config["prototypes"] = prototypes(on_grid[tr], k=48, seed=seed).tolist()
     config["align_range"] = [-10.0, 10.0]
     config["kind"] = "inverse"
