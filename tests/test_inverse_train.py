@@ -76,6 +76,10 @@ def test_tiny_training_learns_distance_and_saves(tmp_path):
     # the oxidation state moves the edge by 2 eV: read from the edge position (2 or 3 at random)
     assert test["ox_exact_fraction"] > 0.9
     assert rep["history"]["train_loss"][-1] < 0.5 * rep["history"]["train_loss"][0]
+    # the groups seen in training/validation are stored (held-out evaluation on a grown dataset)
+    sg = model.config["split_groups"]
+    assert len(sg["train"]) == rep["n_train"] and len(sg["val"]) == rep["n_val"]  # one entry per toy group
+    assert not set(sg["train"]) & set(sg["val"])
     # calibrated sigma scale is stored per output and the model round-trips through disk
     assert len(model.config["sigma_scale"]) == data.y.shape[1]
     d = model.save(tmp_path / "toy")
