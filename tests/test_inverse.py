@@ -345,9 +345,10 @@ def test_mse_stage_trains_only_means_nll_stage_both():
              "w": np.ones((3, 2))}
     last = sorted(k for k in params if k.startswith("Dense"))[-1]
     for stage in ("mse", "nll"):
-        loss, aux = make_loss(cfg, grid, None, stage=stage)(params, batch, None)
+        fn = make_loss(cfg, grid, None, stage=stage)
+        loss, aux = jax.jit(fn)(params, batch, None)
         assert np.isfinite(float(loss)) and set(aux) == {"r1_mae", "cn_mae"}
-        g = jax.grad(lambda p, st=stage: make_loss(cfg, grid, None, stage=st)(p, batch, None)[0])(params)
+        g = jax.jit(jax.grad(lambda p, f=fn: f(p, batch, None)[0]))(params)
         k = np.asarray(g[last]["kernel"])  # [M, hidden, 2 O]: columns O.. feed the sigma head
         assert np.abs(k[..., :55]).max() > 0
         if stage == "mse":
@@ -371,7 +372,7 @@ def test_out_of_bag_variance_learns_from_undrawn_entries_only():
     loss = make_loss(cfg, grid, None, stage="nll")
 
     def last_grad(w, oob):
-        g = jax.grad(lambda p: loss(p, {**base, "w": w, "oob": oob}, None)[0])(params)
+        g = jax.jit(jax.grad(lambda p: loss(p, {**base, "w": w, "oob": oob}, None)[0]))(params)
         k = np.asarray(g[last]["kernel"])
         return np.abs(k[..., :55]).max(), np.abs(k[..., 55:]).max()
 
