@@ -149,3 +149,18 @@ def test_wacsf_configs_without_new_keys_still_build():
     module = make_module(cfg)
     assert module.descriptor == cfg.get("descriptor", "wacsf")
     assert load_model("cu-k").cutoff == float(cfg["descriptor_args"].get("r_max", 6.0))
+
+
+def test_shipped_fe_model_is_eradial_and_small():
+    path = PRETRAINED / "fe-k"
+    if not (path / "config.json").exists():
+        pytest.skip("fe-k not shipped")
+    assert (path / "params.msgpack").stat().st_size < 8_000_000
+    model = load_model("fe-k")
+    assert model.config["descriptor"] == "eradial" and model.members >= 1
+    # a real Fe(H2O)6 cluster: the main peak is a white line above 1 (normalised-edge scale)
+    import jxas
+
+    sp = model.predict(jxas.read_structure(ROOT / "examples" / "fe_h2o6_start.xyz"))
+    assert not sp.meta.get("warnings")
+    assert np.all(np.isfinite(np.asarray(sp.mu))) and 1.0 < float(np.max(sp.mu)) < 4.0
