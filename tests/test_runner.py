@@ -274,6 +274,8 @@ def test_sigterm_stops_cleanly(tmp_path):
     with h5py.File(path) as f:
         (run,) = json.loads(f.attrs["generation_runs"])
     assert run["n_new"] == len(ds)
+    card = path.with_suffix(".md")  # the interrupted run's card describes what the file holds
+    assert card.is_file() and f"entries: {len(ds)} " in card.read_text()
     rep = _run(path, _specs(n))
     assert rep.n_new == n - len(ds)
     _assert_matches_direct(Dataset(path), _specs(n))

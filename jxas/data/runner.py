@@ -43,6 +43,7 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -779,6 +780,11 @@ def generate(
             report.wall_s = time.monotonic() - t_start
             report.n_pending = len(specs) - n_done_before - report.n_new - report.n_failed
             _merge(out, journal, run_log=report.summary())
+            if card:  # also when the run is interrupted (Ctrl-C, SIGTERM): the card matches the file
+                try:
+                    _write_card(out, specs, recipe_dict, command, card_sections)
+                except Exception as exc:  # noqa: BLE001 - never mask the run's own outcome
+                    warnings.warn(f"{out}: data card not written: {exc}", stacklevel=2)
         final = Dataset(out)
         stored = set(final.keys.tolist()) | set(final.failure_keys.tolist())
         report.n_pending = sum(1 for s in specs if s["key"] not in stored)
@@ -786,8 +792,8 @@ def generate(
             _reorder(out, [s["key"] for s in specs])
             with contextlib.suppress(OSError):
                 journal.rmdir()
-        if card:
-            _write_card(out, specs, recipe_dict, command, card_sections)
+            if card:  # the reordered file's card
+                _write_card(out, specs, recipe_dict, command, card_sections)
     return report
 
 
