@@ -238,6 +238,7 @@ def part_b(models: dict, steps: int, cutoff: float) -> dict:
 def part_c(model, ds_path: Path, e3nn_model, steps: int) -> dict:
     import jxas
     from jxas.data import Dataset
+    from jxas.refine.loop import LoopConfig
     from jxas.spectrum.broaden import broaden
     from jxas.spectrum.grids import edge_energy
     from jxas.spectrum.spectrum import Spectrum
@@ -274,7 +275,7 @@ def part_c(model, ds_path: Path, e3nn_model, steps: int) -> dict:
             steps=steps,
             uncertainty=False,
             on_step=hook,
-            loop=jxas.refine.LoopConfig(steps=steps, patience=10**9),
+            loop=LoopConfig(steps=steps, patience=10**9),
         )
         total = time.perf_counter() - t
         after = marks["t1"] - marks["t0"]
