@@ -24,8 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # the configuration of the shipped model (see jxas/pretrained/cu-k/card.md)
-MODEL_CONFIG = {"kind": "mlp", "descriptor": "wacsf",
-                "descriptor_args": {"r_min": 1.0, "r_max": 6.0, "n_g2": 32, "n_g4": 64},
+# (element-resolved radial descriptor: one 32-Gaussian block per listed neighbour element, one for the rest)
+MODEL_CONFIG = {"kind": "mlp", "descriptor": "eradial",
+                "descriptor_args": {"elements": [1, 6, 7, 8, 9, 15, 16, 17, 29, 34, 35, 53],
+                                    "r_min": 1.0, "r_max": 6.0, "n": 32, "width": 1.0},
                 "hidden": [384, 384, 384], "dropout": 0.0, "activation": "silu"}
 EPOCHS, BATCH, LR = 60, 64, 2e-3
 
