@@ -108,6 +108,10 @@ def test_featurise_bad_input():
         featurise(s, "wacsf")
     with pytest.raises(ValueError, match="chunk"):
         featurise([s], "rdc", chunk=0)
+    with jax.debug_nans(False):  # the NaN is the bad input under test
+        nan = s.replace(positions=s.positions.at[2, 0].set(jnp.nan))
+        with pytest.raises(ValueError, match="NaN/inf coordinates in 1 entries .first: entry 1"):
+            featurise([s, nan], "wacsf")
 
 
 def test_featurise_recovers_from_an_overflowing_bucket(monkeypatch):

@@ -780,7 +780,7 @@ def generate(
             report.wall_s = time.monotonic() - t_start
             report.n_pending = len(specs) - n_done_before - report.n_new - report.n_failed
             _merge(out, journal, run_log=report.summary())
-            if card:  # also when the run is interrupted (Ctrl-C, SIGTERM): the card matches the file
+            if card:  # every run, interrupted ones too (Ctrl-C, SIGTERM); the card does not depend on row order
                 try:
                     _write_card(out, specs, recipe_dict, command, card_sections)
                 except Exception as exc:  # noqa: BLE001 - never mask the run's own outcome
@@ -792,8 +792,6 @@ def generate(
             _reorder(out, [s["key"] for s in specs])
             with contextlib.suppress(OSError):
                 journal.rmdir()
-            if card:  # the reordered file's card
-                _write_card(out, specs, recipe_dict, command, card_sections)
     return report
 
 

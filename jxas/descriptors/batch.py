@@ -14,13 +14,14 @@ asynchronous dispatch runs them concurrently, so on CPU set
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Sequence
 
 import jax
 import numpy as np
 
-from jxas.descriptors.rdc import make_rdc
-from jxas.descriptors.wacsf import make_wacsf
+from jxas.descriptors.rdc import make_rdc, rdc
+from jxas.descriptors.wacsf import make_wacsf, wacsf
 from jxas.structure import Structure, stack
 
 __all__ = ["featurise", "neighbour_counts"]
@@ -48,15 +49,16 @@ def _batched(descriptor: str, params: tuple, max_neighbours: int | None):
     return jax.jit(jax.vmap(fn))
 
 
+def _defaults(fn) -> dict:
+    """Keyword-only defaults of a descriptor function (its signature is the single source of them)."""
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
 def _normalise(descriptor: str, params: dict) -> tuple:
     """Hashable, type-normalised keyword arguments (so equal settings share a compiled function)."""
-    if descriptor == "wacsf":
-        defaults = dict(r_min=1.0, r_max=6.0, n_g2=16, n_g4=32, l=(1.0, -1.0), z=(1.0,),
-                        g2_parameterisation="shifted", g4_parameterisation="centred", truncate_jk=False)
-    elif descriptor == "rdc":
-        defaults = dict(r_min=0.0, r_max=8.0, dr=0.01, pairs="absorber", alpha=10.0)
-    else:
+    if descriptor not in ("wacsf", "rdc"):
         raise ValueError(f"unknown descriptor {descriptor!r}; use 'wacsf' or 'rdc'")
+    defaults = _defaults(wacsf if descriptor == "wacsf" else rdc)
     unknown = set(params) - set(defaults)
     if unknown:
         raise TypeError(f"{descriptor} has no parameter(s) {sorted(unknown)}; known: {sorted(defaults)}")
@@ -103,12 +105,16 @@ def featurise(
     n, n_atoms = np.shape(batch.numbers)
     if n == 0:
         raise ValueError("featurise got an empty batch")
+    host = jax.tree.map(np.asarray, batch)
+    bad = ~np.all(np.isfinite(host.positions) | ~host.mask[..., None], axis=(1, 2))
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(f"featurise: NaN/inf coordinates in {int(bad.sum())} entries (first: entry {first})")
     if descriptor == "wacsf" and dict(key)["n_g4"]:
-        counts = neighbour_counts(batch, dict(key)["r_max"])
+        counts = neighbour_counts(host, dict(key)["r_max"])
         order = np.argsort(counts, kind="stable")
     else:
         counts, order = None, np.arange(n)
-    host = jax.tree.map(np.asarray, batch)
     devices = jax.local_devices()
     pending = []
     starts = range(0, n, chunk)
