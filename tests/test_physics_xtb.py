@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,6 +92,16 @@ def test_output_is_silenced(capfd):
     xtb_energy_and_gradient(WATER_POS * 1.01, WATER_Z, method="gfn2")
     out, _ = capfd.readouterr()
     assert out == ""
+
+
+def test_gfnff_leaves_no_files_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # a fresh molecule (new calculator: GFN-FF sets up and writes its topology) and a repeated one
+    e1, _ = xtb_energy_and_gradient(NICO4_POS * 1.013, NICO4_Z, method="gfnff")
+    e2, _ = xtb_energy_and_gradient(NICO4_POS * 1.013, NICO4_Z, method="gfnff")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert e1 == pytest.approx(e2, abs=1e-9)
+    assert Path.cwd() == tmp_path
 
 
 def test_scf_failure_raises_clear_error():

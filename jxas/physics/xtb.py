@@ -48,6 +48,35 @@ _cache: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 8
 
 
+_scratch: str | None = None
+
+
+@contextlib.contextmanager
+def _in_scratch():
+    """Run in this process's private scratch directory.
+
+    GFN-FF writes its topology files (``gfnff_topo``, ``gfnff_adjacency``, 1-2 MB for a 50-atom
+    complex) to the working directory: a refinement or sweep would leave them in the user's folder
+    (xtb-python did not pick up a stale file from another molecule in a check here, but nothing needs
+    them there). The directory is created on first use and removed at exit; the change of working
+    directory is process-wide, hence only under ``_lock``.
+    """
+    global _scratch
+    if _scratch is None or not os.path.isdir(_scratch):
+        import atexit
+        import shutil
+        import tempfile
+
+        _scratch = tempfile.mkdtemp(prefix="jxas-xtb-")
+        atexit.register(shutil.rmtree, _scratch, True)
+    cwd = os.getcwd()
+    os.chdir(_scratch)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+
+
 @contextlib.contextmanager
 def _silenced():
     """Send the process's stdout to /dev/null for the duration (GFN-FF's Fortran setup prints even when muted)."""
@@ -148,7 +177,7 @@ def xtb_energy_and_gradient(
         raise ValueError("xTB got non-finite coordinates (NaN or inf)")
     _param(method)
     bohr = np.ascontiguousarray(pos / BOHR_ANGSTROM)
-    with _lock, _silenced():
+    with _lock, _silenced(), _in_scratch():
         key = None
         try:
             calc, key = _calculator(method, num, bohr, charge, spin, accuracy, max_iterations)
