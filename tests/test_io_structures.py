@@ -148,3 +148,18 @@ def test_cif_cubic_symbol_without_bar():
     assert len(num) == 13 and np.all(num == 29)
     np.testing.assert_allclose(np.sort(r)[1:], np.sort(r)[1], rtol=1e-6)
     assert 2.5 < np.sort(r)[1] < 2.6
+
+
+def test_cif_nonstandard_setting_uses_the_listed_operations():
+    # goethite in Pbnm (a non-standard setting of Pnma that ASE's table lacks); the AMCSD file lists
+    # its 8 operations. alpha-FeOOH: Z = 4 (H not in the file), FeO6 octahedra with Fe-O 1.95-2.10 Å
+    s = read_structure(S / "goethite.cif", cutoff=2.3, element="Fe")
+    pos, num, a = s.real()
+    r = np.sort(np.linalg.norm(pos - pos[a], axis=1))[1:]
+    assert list(num[1:]) == [8] * 6
+    assert 1.9 < r.min() and r.max() < 2.15
+    from jxas.io.structures import _read_cif
+
+    with pytest.warns(UserWarning, match="symmetry operations"):
+        cell = _read_cif(S / "goethite.cif")
+    assert cell.get_chemical_formula() == "Fe4O8"

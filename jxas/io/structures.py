@@ -124,12 +124,20 @@ _CUBIC_NO_BAR = re.compile(
 )
 
 
-def _read_cif(path: Path):
-    """Read a CIF with ASE; retry once with the bar restored in cubic symbols such as 'F m 3 m'.
+_SYMOPS = re.compile(r"(?m)^\s*(_space_group_symop_operation_xyz|_symmetry_equiv_pos_as_xyz)\s*$")
+_HM_SYMBOL = re.compile(r"(?m)^(_symmetry_space_group_name_H-M|_space_group_name_H-M_alt)(\s+).*$")
+_SG_NUMBER = re.compile(r"(?m)^(_symmetry_Int_Tables_number|_space_group_IT_number)\s+.*$")
 
-    Older AMCSD files write centrosymmetric cubic groups without the bar ('F m 3 m' for Fm-3m), which
-    ASE's space-group table rejects. In those groups a mirror/glide letter followed by 3 can only mean
-    -3, so the rewrite is unambiguous.
+
+def _read_cif(path: Path):
+    """Read a CIF with ASE, with two repairs for symbols ASE's space-group table rejects.
+
+    - Older AMCSD files write centrosymmetric cubic groups without the bar ('F m 3 m' for Fm-3m); in
+      those groups a mirror/glide letter followed by 3 can only mean -3, so the rewrite is unambiguous.
+    - Non-standard settings ('P b n m', 'A m a m') that the table lacks: when the file lists its
+      symmetry operations (``_space_group_symop_operation_xyz`` or ``_symmetry_equiv_pos_as_xyz``),
+      the symbol is replaced by 'P 1' so that ASE applies exactly the listed operations (which
+      include any centring translations) instead of the table's.
     """
     import io
 
@@ -140,10 +148,17 @@ def _read_cif(path: Path):
     except Exception as first:
         text = path.read_text(errors="replace")
         fixed, n = _CUBIC_NO_BAR.subn(lambda m: f"{m[1]}{m[2]}'{m[3]} {m[4]} -3{m[5] or ''}'", text)
-        if not n:
-            raise first from None
-        warnings.warn(f"{path}: cubic space-group symbol without the bar read as its -3 form", stacklevel=4)
-        return ase.io.read(io.StringIO(fixed), format="cif")
+        if n:
+            warnings.warn(f"{path}: cubic space-group symbol without the bar read as its -3 form", stacklevel=4)
+            return ase.io.read(io.StringIO(fixed), format="cif")
+        if _SYMOPS.search(text):
+            fixed, n = _HM_SYMBOL.subn(r"\1\2'P 1'", text)
+            if n:
+                fixed = _SG_NUMBER.sub("", fixed)
+                warnings.warn(f"{path}: space-group symbol not in ASE's table; the file's own symmetry "
+                              "operations are applied", stacklevel=4)
+                return ase.io.read(io.StringIO(fixed), format="cif")
+        raise first from None
 
 
 def _is_extxyz(path: Path) -> bool:
