@@ -1,8 +1,10 @@
 """``jxas generate``: build local environments, run FEFF10 on them, store them in an HDF5 dataset.
 
-Resumable: run the same command again after an interruption (even ``kill -9``) and it continues
-with the specs not yet done. Parallel over a process pool (``--workers``) or a Dask cluster
-(``--scheduler tcp://host:8786`` or ``--scheduler local``).
+Molecular complexes by default (``--n`` of them); with ``--crystals FILE ...`` absorber-centred
+clusters of the distinct sites of crystal structures (CIF/POSCAR), scaled and perturbed
+(:mod:`jxas.data.build.crystal`). Resumable: run the same command again after an interruption (even
+``kill -9``) and it continues with the specs not yet done. Parallel over a process pool
+(``--workers``) or a Dask cluster (``--scheduler tcp://host:8786`` or ``--scheduler local``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--element", required=True, help="absorbing element, e.g. Fe")
-    p.add_argument("--n", type=int, required=True, help="number of environments in the campaign (specs)")
+    p.add_argument("--n", type=int, default=None, help="number of molecular environments in the campaign (specs)")
+    p.add_argument("--crystals", nargs="+", default=None, metavar="FILE",
+                   help="crystal structures (CIF/POSCAR) instead of molecular complexes; FILE:OX gives the "
+                   "absorber's formal oxidation state")
+    p.add_argument("--variants", type=int, default=12, help="crystals: entries per distinct site (1 undistorted)")
+    p.add_argument("--crystal-cutoff", type=float, default=7.0, help="crystals: cluster radius, Å")
     p.add_argument("--out", default=None, help="dataset file (default datasets/<el>-<edge>-<recipe>.h5)")
     p.add_argument("--edge", default="K")
     p.add_argument("--seed", type=int, default=0, help="seed of the (deterministic) spec list")
@@ -70,8 +77,9 @@ def _command(args, out: str) -> str:
         args.element,
         "--edge",
         args.edge,
-        "--n",
-        str(args.n),
+        *(["--n", str(args.n)] if args.n is not None else []),
+        *(["--crystals", *args.crystals, "--variants", str(args.variants), "--crystal-cutoff",
+           f"{args.crystal_cutoff:g}"] if args.crystals else []),
         "--seed",
         str(args.seed),
         "--out",
@@ -90,14 +98,44 @@ def _command(args, out: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _crystal_specs(args):
+    from jxas.data.build.crystal import crystal_specs
+
+    paths, ox = [], {}
+    for item in args.crystals:
+        path, sep, state = item.rpartition(":") if ":" in item else (item, "", "")
+        if sep:
+            try:
+                ox[Path(path).stem] = int(state)
+            except ValueError:
+                raise ValueError(f"--crystals expects FILE or FILE:OX (integer), got {item!r}") from None
+        paths.append(path)
+    return crystal_specs(args.element, paths, variants=args.variants, seed=args.seed, cutoff=args.crystal_cutoff,
+                         oxidation_states=ox)
+
+
 def run(args: argparse.Namespace) -> int:
     from jxas.data.runner import generate
 
     recipe = _recipe(args)
-    out = args.out or f"datasets/{args.element.lower()}-{args.edge.lower()}-{recipe.name}.h5"
+    if (args.n is None) == (args.crystals is None):
+        raise ValueError("give either --n (molecular complexes) or --crystals FILE ... (crystal sites)")
+    kind = "crystals-" if args.crystals else ""
+    out = args.out or f"datasets/{args.element.lower()}-{args.edge.lower()}-{kind}{recipe.name}.h5"
+    specs = _crystal_specs(args) if args.crystals else None
+    sections = None
+    if specs is not None:
+        sections = {"How it was built": (
+            "Entries are made by `jxas.data.generate` from the spec list "
+            "`jxas.data.build.crystal.crystal_specs(element, files, variants=..., seed=..., cutoff=...)`: for "
+            "every distinct absorber site of each crystal structure, the cluster of periodic images within the "
+            "cutoff, undistorted and perturbed (isotropic scale, first-shell radial moves, noise on the other "
+            "atoms), then FEFF10 with the recipe below. The group of an entry is its material (file stem).")}
     report = generate(
         out,
         element=args.element,
+        specs=specs,
+        card_sections=sections,
         n=args.n,
         seed=args.seed,
         edge=args.edge,

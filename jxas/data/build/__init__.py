@@ -4,10 +4,12 @@ Ligands from SMILES (:mod:`.ligands`, 45 mono- and polydentate ligands with dono
 coordination polyhedra CN 2-8 (:mod:`.polyhedra`), clash-free placement (:mod:`.place`), GFN-FF /
 GFN2-xTB relaxation through xtb-python (:mod:`.relax`), random distortions (:mod:`.distort`), and
 the campaign layer that the generation runner calls (:mod:`.campaign`): ``campaign_specs(element,
-n, seed=...)`` and ``make_entry(spec, recipe)``.
+n, seed=...)`` and ``make_entry(spec, recipe)``; crystalline sites cut from CIF/POSCAR files, scaled
+and perturbed (:mod:`.crystal`): ``crystal_specs(element, paths)``.
 """
 
 from jxas.data.build.campaign import GEOMETRIES, build_complex, campaign_specs, check_complex, make_entry, spin_state
+from jxas.data.build.crystal import crystal_sites, crystal_specs, perturb_cluster
 from jxas.data.build.distort import distort
 from jxas.data.build.ligands import LIGANDS, Ligand, embed_ligand, ligand
 from jxas.data.build.place import BuildError, Complex, assemble, clashes
@@ -26,10 +28,13 @@ __all__ = [
     "campaign_specs",
     "check_complex",
     "clashes",
+    "crystal_sites",
+    "crystal_specs",
     "distort",
     "embed_ligand",
     "ligand",
     "make_entry",
+    "perturb_cluster",
     "polyhedron",
     "relax",
     "site_sets",

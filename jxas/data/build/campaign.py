@@ -410,7 +410,8 @@ def make_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> dict:
     """Build, relax, distort and simulate one spec; returns a dataset entry.
 
     Args:
-        spec: one dict from :func:`campaign_specs`.
+        spec: one dict from :func:`campaign_specs` (or from :func:`jxas.data.build.crystal.crystal_specs`,
+            ``"source": "crystal"``, handed to :func:`~jxas.data.build.crystal.make_crystal_entry`).
         recipe: a :class:`~jxas.data.feff.FeffRecipe`, its ``to_dict()``, or None (default recipe).
         timeout: seconds allowed for the FEFF run.
 
@@ -428,6 +429,10 @@ def make_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> dict:
     from jxas.data.feff import FeffRecipe, simulate_feff
     from jxas.structure import Structure
 
+    if spec.get("source") == "crystal":
+        from jxas.data.build.crystal import make_crystal_entry
+
+        return make_crystal_entry(spec, recipe, timeout=timeout)
     if isinstance(recipe, dict):
         recipe = FeffRecipe.from_dict(recipe)
     t0 = time.perf_counter()
