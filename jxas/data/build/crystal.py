@@ -116,7 +116,8 @@ def crystal_specs(
 
     Returns:
         JSON-able specs with ``key``, ``group`` (the file stem), ``source: "crystal"``, the file path and
-        its sha256, the site and the perturbation parameters.
+        its sha256, the site and the perturbation parameters; ordered variant by variant (all
+        undistorted clusters first), so an interrupted campaign still covers every site.
     """
     if variants < 1:
         raise ValueError(f"variants must be >= 1, got {variants}")
@@ -125,21 +126,22 @@ def crystal_specs(
         raise ValueError(f"scale_range must lie within (0.5, 1.5) and be ordered, got {scale_range}")
     ox = {k.lower(): int(v) for k, v in (oxidation_states or {}).items()}
     element = element.capitalize()
-    specs = []
+    sites = []
     for p in paths:
         p = Path(p)
         if not p.is_file():
             raise ValueError(f"{p}: no such file")
-        sha = _sha256(p)
-        for site in crystal_sites(p, element):
-            for v in range(variants):
-                base = {"source": "crystal", "element": element, "file": str(p), "file_sha256": sha,
-                        "site": site, "variant": v, "seed": int(seed), "cutoff": float(cutoff)}
-                if v:
-                    base.update(scale_range=[float(lo), float(hi)], stretch=float(stretch), thermal=float(thermal))
-                tag = hashlib.sha1(json.dumps({**base, "file": p.name}, sort_keys=True).encode()).hexdigest()[:20]
-                specs.append({**base, "key": f"{element.lower()}-x-{tag}", "group": p.stem,
-                              "oxidation_state": ox.get(p.stem.lower(), UNKNOWN_OXIDATION_STATE)})
+        sites += [(p, _sha256(p), site) for site in crystal_sites(p, element)]
+    specs = []
+    for v in range(variants):  # variant-major: any prefix of the campaign covers every site
+        for p, sha, site in sites:
+            base = {"source": "crystal", "element": element, "file": str(p), "file_sha256": sha,
+                    "site": site, "variant": v, "seed": int(seed), "cutoff": float(cutoff)}
+            if v:
+                base.update(scale_range=[float(lo), float(hi)], stretch=float(stretch), thermal=float(thermal))
+            tag = hashlib.sha1(json.dumps({**base, "file": p.name}, sort_keys=True).encode()).hexdigest()[:20]
+            specs.append({**base, "key": f"{element.lower()}-x-{tag}", "group": p.stem,
+                          "oxidation_state": ox.get(p.stem.lower(), UNKNOWN_OXIDATION_STATE)})
     return specs
 
 
