@@ -262,3 +262,47 @@ def test_scattered_reads_equal_cached_reads(tmp_path, rng):
     ds.append([_entry(rng, 12, 3)])
     cached.refresh()  # an append elsewhere: the cache is dropped, the new entry visible
     assert len(cached) == 13 and cached.spectra().shape[0] == 13
+
+
+def test_merge_datasets(tmp_path, entries, rng, capsys):
+    from jxas.cli import main
+    from jxas.data import merge_datasets
+
+    a = Dataset.create(tmp_path / "a.h5", element="Fe", energy=GRID, recipe={"name": "test"}, n_max=8)
+    a.append(entries[:4])
+    a.append_failure("bad-a", "FeffRunError: boom", {"spec": 1})
+    big = _entry(rng, 40, 20)  # more atoms than a's n_max: the merged file pads to the largest
+    b = Dataset.create(tmp_path / "b.h5", element="Fe", energy=GRID, recipe={"name": "test"}, n_max=20)
+    b.append(entries[4:] + [big])
+    m = merge_datasets([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "m.h5")
+    assert len(m) == 7 and m.n_max >= 20
+    assert m.keys.tolist() == [e["key"] for e in entries] + [big["key"]]
+    assert m.failure_keys.tolist() == ["bad-a"]
+    want = entries + [big]
+    np.testing.assert_allclose(m.spectra(), np.stack([e["mu"] for e in want]), rtol=1e-6)
+    for i, e in enumerate(want):
+        n = int(np.sum(np.asarray(e["structure"].mask)))
+        st = m.structures([i])
+        np.testing.assert_allclose(np.asarray(st.positions)[0, :n], np.asarray(e["structure"].positions), atol=1e-5)
+        assert int(st.absorber[0]) == int(e["structure"].absorber)
+        np.testing.assert_allclose(m.raw(i)[1], e["raw_mu"])
+        assert m.groups[i] == e["group"] and m.splits[i] == e["split"]
+        assert m.oxidation_states[i] == e["oxidation_state"]
+        assert m.provenance(i)["merged_from"] == ("a.h5" if i < 4 else "b.h5")
+    assert "a.h5" in (tmp_path / "m.md").read_text()
+    # refusals: existing output, duplicate keys, another recipe or element, too few inputs
+    with pytest.raises(FileExistsError):
+        merge_datasets([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "m.h5")
+    with pytest.raises(ValueError, match="more than one input"):
+        merge_datasets([tmp_path / "a.h5", tmp_path / "m.h5"], tmp_path / "m2.h5")
+    c = Dataset.create(tmp_path / "c.h5", element="Fe", energy=GRID, recipe={"name": "other"}, n_max=8)
+    c.append([_entry(rng, 50, 4)])
+    with pytest.raises(ValueError, match="recipes"):
+        merge_datasets([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "m3.h5")
+    with pytest.raises(ValueError, match="at least two"):
+        merge_datasets([tmp_path / "a.h5"], tmp_path / "m4.h5")
+    assert not (tmp_path / "m3.h5").exists() and not list(tmp_path.glob("*.creating"))
+    # the CLI
+    args = ["dataset", "merge", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "-o", str(tmp_path / "m5.h5")]
+    assert main(args) == 0
+    assert "7 entries" in capsys.readouterr().out

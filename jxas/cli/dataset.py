@@ -1,4 +1,6 @@
-"""``jxas dataset info PATH...``: counts per element, edge and recipe, splits and failures of datasets."""
+"""``jxas dataset info PATH...``: counts per element, edge and recipe, splits and failures of datasets.
+``jxas dataset merge A.h5 B.h5 ... -o OUT.h5``: one file from several of the same element, edge, recipe
+and grid (e.g. molecular complexes + crystal sites for one training set)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.add_argument("--debug", action="store_true", help="show tracebacks")
     info.set_defaults(func=run_info)
+    merge = dsub.add_parser("merge", help="one dataset from several (same element, edge, recipe, grid)")
+    merge.add_argument("paths", nargs="+", help="dataset .h5 files")
+    merge.add_argument("-o", "--out", required=True, help="the merged file to write")
+    merge.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    merge.add_argument("--debug", action="store_true", help="show tracebacks")
+    merge.set_defaults(func=run_merge)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -58,4 +66,13 @@ def run_info(args: argparse.Namespace) -> int:
         print("totals per element/edge and recipe:")
         for key, t in sorted(total.items()):
             print(f"  {key:40s} {t['entries']:7d} entries {t['failures']:6d} failures")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from jxas.data.merge import merge_datasets
+
+    ds = merge_datasets(args.paths, args.out, overwrite=args.overwrite)
+    print(f"{ds.path}: {len(ds)} entries in {len(set(ds.groups.tolist()))} groups, "
+          f"{len(ds.failure_keys)} failures recorded (card {ds.path.with_suffix('.md').name})")
     return 0

@@ -1,8 +1,9 @@
 """Data engine: HDF5 datasets, parallel/distributed generation runs, imports, FEFF10 simulation.
 
-``Dataset`` (HDF5 files of padded structures + spectra), ``generate`` (resumable process-pool /
-Dask generation runs) and ``import_omnixas`` live here; ``simulate_feff`` and ``FeffRecipe`` come
-from :mod:`jxas.data.feff` and are imported lazily, so ``import jxas.data`` does not pay for FEFF.
+``Dataset`` (HDF5 files of padded structures + spectra), ``generate`` (resumable process-pool / Dask
+generation runs), ``merge_datasets`` (one training file from several) and ``import_omnixas`` live here;
+``simulate_feff`` and ``FeffRecipe`` come from :mod:`jxas.data.feff` and are imported lazily, so
+``import jxas.data`` does not pay for FEFF.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ _LAZY = {
     "generate": "jxas.data.runner",
     "GenerationReport": "jxas.data.runner",
     "import_omnixas": "jxas.data.omnixas",
+    "merge_datasets": "jxas.data.merge",
     "simulate_feff": "jxas.data.feff",
     "FeffRecipe": "jxas.data.feff",
 }
