@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["coverage", "sigma_error_correlation", "fit_scale", "calibration_report", "NOMINAL_2SIGMA"]
+__all__ = ["coverage", "sigma_error_correlation", "fit_scale", "calibration_report", "gaussian_correlation_ceiling",
+           "NOMINAL_2SIGMA"]
 
 NOMINAL_2SIGMA = float(special.erf(2.0 / np.sqrt(2.0)))  # 0.9545: Gaussian mass within +-2 sigma
 
@@ -47,16 +48,23 @@ def coverage(y, mean, sigma, *, k: float = 2.0, axis: int | None = -1) -> np.nda
     return inside.mean(axis=axis)
 
 
-def sigma_error_correlation(y, mean, sigma, *, axis: int = -1, method: str = "pearson") -> float:
-    """Correlation between each sample's mean predicted sigma and its mean squared error.
+def sigma_error_correlation(y, mean, sigma, *, axis: int = -1, method: str = "pearson",
+                            summary: str = "mean") -> float:
+    """Correlation between each sample's predicted sigma and its mean squared error.
 
-    ``method`` "pearson" (as David et al. 2023) or "spearman". Needs at least 3 samples.
+    ``method`` "pearson" (as David et al. 2023) or "spearman". ``summary`` says how a sample's sigma
+    over its outputs becomes one number: "mean" (the arithmetic mean, David et al. 2023) or "rms"
+    (``sqrt(mean(sigma^2))``, the square root of the mean squared error the sigmas predict). Needs at
+    least 3 samples.
     """
     y, mean, sigma = _check(y, mean, sigma)
+    if summary not in ("mean", "rms"):
+        raise ValueError(f"unknown summary {summary!r}; use 'mean' or 'rms'")
     if y.ndim == 1:
         s, mse = sigma, (y - mean) ** 2
     else:
-        s, mse = sigma.mean(axis=axis), ((y - mean) ** 2).mean(axis=axis)
+        s = sigma.mean(axis=axis) if summary == "mean" else np.sqrt((sigma**2).mean(axis=axis))
+        mse = ((y - mean) ** 2).mean(axis=axis)
     if s.size < 3:
         raise ValueError(f"need at least 3 samples for a correlation, got {s.size}")
     if np.ptp(s) == 0 or np.ptp(mse) == 0:
@@ -95,13 +103,36 @@ def fit_scale(y, mean, sigma, *, method: str = "coverage", k: float = 2.0, nomin
     raise ValueError(f"unknown method {method!r}; use 'coverage' or 'nll'")
 
 
+def gaussian_correlation_ceiling(sigma, *, n_draws: int = 50, seed: int = 0) -> float:
+    """Pearson(mean sigma, MSE) expected if every error were drawn from its predicted Gaussian.
+
+    Even a perfectly calibrated sigma does not correlate perfectly with one sample's MSE: the squared
+    errors of its outputs scatter around sigma^2. This is the mean correlation over ``n_draws``
+    simulated error sets ``e ~ N(0, sigma^2)`` (outputs independent; correlated errors across outputs
+    would lower it further): a reference for what a given spread of sigma between samples can reach.
+    """
+    sigma = np.asarray(sigma, float)
+    rng = np.random.default_rng(seed)
+    s = sigma.mean(-1)
+    r = [stats.pearsonr(s, ((rng.normal(size=sigma.shape) * sigma) ** 2).mean(-1))[0] for _ in range(n_draws)]
+    return float(np.mean(r))
+
+
 def calibration_report(y, mean, sigma, *, k: float = 2.0) -> dict[str, float]:
-    """Median per-sample coverage at +-k sigma, overall coverage, Pearson/Spearman sigma-MSE correlations."""
+    """Median per-sample coverage at +-k sigma, overall coverage, Pearson/Spearman sigma-MSE correlations.
+
+    ``pearson_sigma_mse`` is David et al.'s definition (mean sigma per sample); ``pearson_rms_sigma_mse``
+    summarises a sample's sigmas by their root mean square instead; ``pearson_gaussian_ceiling`` is
+    :func:`gaussian_correlation_ceiling`.
+    """
     cov = coverage(y, mean, sigma, k=k)
     out = {"median_coverage": float(np.median(cov)), "coverage": float(coverage(y, mean, sigma, k=k, axis=None))}
     try:
         out["pearson_sigma_mse"] = sigma_error_correlation(y, mean, sigma)
+        out["pearson_rms_sigma_mse"] = sigma_error_correlation(y, mean, sigma, summary="rms")
         out["spearman_sigma_mse"] = sigma_error_correlation(y, mean, sigma, method="spearman")
+        out["pearson_gaussian_ceiling"] = gaussian_correlation_ceiling(sigma)
     except ValueError:
-        out["pearson_sigma_mse"] = out["spearman_sigma_mse"] = float("nan")
+        for key in ("pearson_sigma_mse", "pearson_rms_sigma_mse", "spearman_sigma_mse", "pearson_gaussian_ceiling"):
+            out[key] = float("nan")
     return out

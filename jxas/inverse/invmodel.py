@@ -22,6 +22,8 @@ from ase.data import chemical_symbols
 from flax import serialization
 
 from jxas.inverse import features as F
+from jxas.inverse.errmodel import FILE as ERRMODEL_FILE
+from jxas.inverse.errmodel import ErrorModel
 from jxas.inverse.model import combine, init_members, make_module, output_slices
 from jxas.inverse.peaks import shell_distances
 from jxas.inverse.targets import g2_grid
@@ -88,7 +90,11 @@ class InverseResult:
 
 @dataclasses.dataclass
 class InverseModel:
-    """A trained bootstrap-ensemble inverse model (member-stacked ``params``, leading axis M)."""
+    """A trained bootstrap-ensemble inverse model (member-stacked ``params``, leading axis M).
+
+    ``errmodel``: optional out-of-bag error model (:class:`jxas.inverse.errmodel.ErrorModel`) whose
+    expected squared error is added to the ensemble variance before the per-output calibration scale.
+    """
 
     config: dict
     params: Any
@@ -96,6 +102,7 @@ class InverseModel:
     element: str = ""
     edge: str = "K"
     card: str = ""
+    errmodel: ErrorModel | None = None
 
     @property
     def energy(self) -> np.ndarray:
@@ -119,6 +126,10 @@ class InverseModel:
             return jax.vmap(lambda p: module.apply({"params": p}, spec, fft))(params)
 
         self._members = jax.jit(members)
+
+    def error_variance(self, spec_grid: np.ndarray) -> np.ndarray | None:
+        """Error-model variance ``[N, O]`` (or ``[O]``) of spectra on the model grid; None without one."""
+        return None if self.errmodel is None else self.errmodel(spec_grid)
 
     # -- pure functions --------------------------------------------------------------------------
     def apply_members(self, params, spec) -> jax.Array:
@@ -188,7 +199,7 @@ class InverseModel:
         members = np.asarray(self.apply_members(self.params, spec), float)
         if not np.all(np.isfinite(members)):
             raise ValueError("the inverse model produced non-finite outputs for this spectrum")
-        mean, sigma = combine(members, self.config)
+        mean, sigma = combine(members, self.config, self.error_variance(np.asarray(spec, np.float32)))
         sigma = sigma * np.asarray(self.config.get("sigma_scale", np.ones(mean.shape[0])), float)
         members = members[:, : mean.shape[0]]
         sl = self._sl
@@ -220,6 +231,10 @@ class InverseModel:
         (d / "config.json").write_text(json.dumps(cfg, indent=1, default=_jsonable))
         (d / "params.msgpack").write_bytes(serialization.to_bytes(jax.device_get(self.params)))
         (d / "card.md").write_text(self.card or f"# {self.name}\n\n(no model card)\n")
+        if self.errmodel is not None:
+            self.errmodel.save(d)
+        elif (d / ERRMODEL_FILE).is_file():  # a stale error model of an earlier save
+            (d / ERRMODEL_FILE).unlink()
         return d
 
     @classmethod
@@ -243,8 +258,11 @@ class InverseModel:
         except Exception as e:  # flax raises several types for mismatched trees
             raise ValueError(f"{d / 'params.msgpack'}: does not match config.json ({type(e).__name__}: {e})") from None
         card = (d / "card.md").read_text() if (d / "card.md").is_file() else ""
+        errmodel = ErrorModel.load(d)
+        if config.get("error_model") and errmodel is None:
+            raise ValueError(f"{d}: config.json names an error model but the directory has no errmodel.npz")
         return cls(config=config, params=params, name=config.get("name", d.name),
-                   element=config.get("element", ""), edge=config.get("edge", "K"), card=card)
+                   element=config.get("element", ""), edge=config.get("edge", "K"), card=card, errmodel=errmodel)
 
 
 def _jsonable(o):

@@ -115,11 +115,13 @@ def apply_members(module: InverseCNN, params, spec: Float[Array, " e"], fft=None
     return jax.vmap(lambda p: module.apply({"params": p}, spec, fft))(params)
 
 
-def combine(pred, config: dict):
+def combine(pred, config: dict, extra_var=None):
     """Ensemble mean and (uncalibrated) sigma from member outputs ``[..., M, O or 2 O]``.
 
     Plain members: mean and standard deviation over members. Mean-variance members (Lakshminarayanan
     et al., NeurIPS 2017, eq. 2 mixture): sigma^2 = mean of the members' sigma^2 + variance of their means.
+    ``extra_var`` ``[..., O]`` (e.g. the out-of-bag error model of :mod:`jxas.inverse.errmodel`) is added
+    to the variance.
     """
     import numpy as np
 
@@ -130,4 +132,6 @@ def combine(pred, config: dict):
     var = mu.var(-2)
     if config.get("heteroscedastic", False):
         var = var + (pred[..., o:] ** 2).mean(-2)
+    if extra_var is not None:
+        var = var + np.asarray(extra_var)
     return mean, np.sqrt(var)

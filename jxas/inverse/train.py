@@ -26,11 +26,13 @@ import numpy as np
 
 from jxas.inverse import features as F
 from jxas.inverse.calibrate import calibration_report, fit_scale
+from jxas.inverse.errmodel import ErrorModel
 from jxas.inverse.invmodel import InverseModel
 from jxas.inverse.model import combine, init_members, make_module, n_outputs, output_slices
 from jxas.inverse.targets import structure_targets
 
-__all__ = ["InverseData", "prepare", "train_inverse", "loss_weights", "ensemble_predict", "gaussian_nll"]
+__all__ = ["InverseData", "prepare", "train_inverse", "loss_weights", "ensemble_predict", "gaussian_nll",
+           "bootstrap_weights", "attach_error_model"]
 
 MARGIN = 6.0  # eV kept beyond the model grid on each side so shifted copies stay inside real data
 
@@ -245,6 +247,61 @@ def _fit_stages(config, store_energy, augment, train_data, val_data, tc, warmup:
                                epochs_run=r1.epochs_run + r2.epochs_run)
 
 
+def bootstrap_weights(groups, members: int, *, key: jax.Array) -> np.ndarray:
+    """``[N, M]`` multiplicity of each training entry in each member's group bootstrap resample.
+
+    The draw of :func:`train_inverse` (its key is the first of ``jax.random.split(key, 3)``); 0 marks
+    the entries a member never saw (out of bag).
+    """
+    from jxas.train import bootstrap_indices
+
+    w = np.zeros((len(groups), members), np.float32)
+    for m, (in_bag, _) in enumerate(bootstrap_indices(groups, members, key=key)):
+        w[:, m] = np.bincount(in_bag, minlength=len(groups))
+    return w
+
+
+def attach_error_model(model: InverseModel, data: InverseData, train_idx, val_idx, weights: np.ndarray, *,
+                       k: int = 5, blocks=None) -> InverseModel:
+    """Add the out-of-bag k-NN error model (:mod:`jxas.inverse.errmodel`) and recalibrate on validation.
+
+    Args:
+        model: a trained ensemble (its ``sigma_scale`` is refitted, everything else kept).
+        data: the arrays it was trained from; ``train_idx``/``val_idx`` its training/validation entries.
+        weights: ``[len(train_idx), M]`` its bootstrap multiplicities (:func:`bootstrap_weights`).
+        k: neighbours.
+        blocks: output blocks (names in ``config["outputs"]``, e.g. ``("g2",)``) whose variance the error
+            model increases; the others keep the ensemble variance alone. Default: every output.
+
+    Returns:
+        A new :class:`InverseModel` with ``errmodel`` set and ``config["error_model"]`` describing it.
+    """
+    config = dict(model.config)
+    o = n_outputs(config["outputs"])
+    grid = np.asarray(config["energy"])
+    on_grid = np.stack([np.interp(grid, data.store_energy, s) for s in data.spec]).astype(np.float32)
+    tr, va = np.asarray(train_idx), np.asarray(val_idx)
+    p_tr = ensemble_predict(config, model.params, on_grid[tr])[..., :o]
+    em = ErrorModel.fit(on_grid[tr], p_tr, data.y[tr], weights, k=k)
+    if blocks is not None:
+        sl = output_slices(config["outputs"])
+        unknown = set(blocks) - set(sl)
+        if unknown:
+            raise ValueError(f"unknown output blocks {sorted(unknown)}; the model has {list(sl)}")
+        keep = np.zeros(o, bool)
+        for b in blocks:
+            keep[sl[b]] = True
+        em.err2[:, ~keep] = 0.0
+    pv = ensemble_predict(config, model.params, on_grid[va])
+    mv, sv = combine(pv, config, em(on_grid[va]))
+    scale = fit_scale(data.y[va], mv, np.maximum(sv, 1e-6), method="coverage", axis=0)
+    scale = np.where(data.ymask[va].sum(0) >= 3, scale, 1.0)
+    config["sigma_scale"] = np.maximum(scale, 1e-3).tolist()
+    config["error_model"] = {"kind": "oob_knn", "k": int(k), "n_library": int(len(em.library)),
+                             "blocks": None if blocks is None else list(blocks)}
+    return dataclasses.replace(model, config=config, errmodel=em)
+
+
 def ensemble_predict(config: dict, params, spec_grid: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Member predictions ``[N, M, O]`` for spectra already on the model grid ``[N, E]`` (no augmentation)."""
     module = make_module(config)
@@ -280,6 +337,8 @@ def train_inverse(
     edge: str = "K",
     checkpoint_dir=None,
     mse_warmup_epochs: int = 0,
+    error_model_k: int | None = None,
+    error_model_blocks=None,
 ) -> tuple[InverseModel, dict]:
     """Train a bootstrap ensemble inverse model and calibrate its sigma on the validation split.
 
@@ -296,11 +355,14 @@ def train_inverse(
         checkpoint_dir: passed to :func:`jxas.train.fit` (resumable training).
         mse_warmup_epochs: for mean-variance members (``config["heteroscedastic"]``), epochs of
             squared-error training of the means before the NLL stage (part of ``train_config.epochs``).
+        error_model_k: if set, add the out-of-bag k-NN error model with this many neighbours
+            (:func:`attach_error_model`, restricted to ``error_model_blocks`` if given) before the sigma
+            scale is fitted on validation.
 
     Returns:
         ``(model, report)``: the calibrated :class:`InverseModel` and a dict of validation/test metrics.
     """
-    from jxas.train import TrainConfig, bootstrap_indices, check_disjoint, group_split
+    from jxas.train import TrainConfig, check_disjoint, group_split
 
     if split is None:
         split = tuple(group_split(data.groups, (0.70, 0.15, 0.15), seed=seed))
@@ -324,9 +386,7 @@ def train_inverse(
     config["energy"] = np.asarray(config["energy"], float).tolist()
 
     k_boot, k_init, k_fit = jax.random.split(key, 3)
-    w = np.zeros((len(tr), members), np.float32)
-    for m, (in_bag, _) in enumerate(bootstrap_indices(data.groups[tr], members, key=k_boot)):
-        w[:, m] = np.bincount(in_bag, minlength=len(tr))
+    w = bootstrap_weights(data.groups[tr], members, key=k_boot)
     train_data = {"spec": data.spec[tr], "y": data.y[tr], "ymask": data.ymask[tr], "w": w}
     val_data = {"spec": data.spec[va], "y": data.y[va], "ymask": data.ymask[va],
                 "w": np.ones((len(va), members), np.float32)}
@@ -361,13 +421,17 @@ def train_inverse(
     report = {"n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
               "best_epoch": int(res.best_epoch), "epochs_run": int(res.epochs_run), "train_s": round(train_s, 1),
               "augment": None if augment is None else dataclasses.asdict(augment)}
+    model = InverseModel(config=config, params=res.params, name=name, element=element, edge=edge)
+    if error_model_k:
+        model = attach_error_model(model, data, tr, va, w, k=int(error_model_k), blocks=error_model_blocks)
+        config = model.config
     for part, idx in (("val", va), ("test", te)):
         if len(idx) == 0:
             continue
         p = pv if part == "val" else ensemble_predict(config, res.params, on_grid[idx])
-        report[part] = evaluate_predictions(p, data.y[idx], data.ymask[idx], config)
+        report[part] = evaluate_predictions(p, data.y[idx], data.ymask[idx], config,
+                                            model.error_variance(on_grid[idx]))
     report["history"] = {k: [float(x) for x in v] for k, v in res.history.items()}
-    model = InverseModel(config=config, params=res.params, name=name, element=element, edge=edge)
     return model, report
 
 
@@ -384,10 +448,14 @@ def prototypes(spec: np.ndarray, k: int = 48, *, seed: int = 0, iters: int = 20)
     return c.astype(np.float32)
 
 
-def evaluate_predictions(pred: np.ndarray, y: np.ndarray, ymask: np.ndarray, config: dict) -> dict:
-    """Metrics of member predictions ``[N, M, O]`` against targets ``[N, O]`` (calibrated sigma)."""
+def evaluate_predictions(pred: np.ndarray, y: np.ndarray, ymask: np.ndarray, config: dict,
+                         err_var: np.ndarray | None = None) -> dict:
+    """Metrics of member predictions ``[N, M, O]`` against targets ``[N, O]`` (calibrated sigma).
+
+    ``err_var`` ``[N, O]``: the error model's variance of these spectra (models that have one).
+    """
     sl = output_slices(config["outputs"])
-    mean, raw_sigma = combine(pred, config)
+    mean, raw_sigma = combine(pred, config, err_var)
     raw_sigma = np.maximum(raw_sigma, 1e-6)
     sigma = raw_sigma * np.asarray(config.get("sigma_scale", np.ones(y.shape[1])))
     out = {}
@@ -439,6 +507,15 @@ def model_card(model: InverseModel, report: dict, *, dataset: str, command: str)
            f"fitted on {_VARIANCE_DATA[c.get('variance_data', 'in_bag')]}; "
            "variance = mean member variance + variance of the member means, Lakshminarayanan et al. 2017)."
            if c.get("heteroscedastic") else "."),
+    ]
+    if c.get("error_model"):
+        em = c["error_model"]
+        lines.append(f"The ensemble variance is increased by an out-of-bag error model (`jxas.inverse.errmodel`): the "
+                     f"mean squared out-of-bag error of the {em['k']} nearest of {em['n_library']} training spectra, "
+                     "per output"
+                     + (f" of the blocks {', '.join(em['blocks'])}" if em.get("blocks") else "")
+                     + "; the per-output scale is fitted on validation after it.")
+    lines += [
         "",
         "## Data and split",
         f"- dataset: `{dataset}` ({report['n_train'] + report['n_val'] + report['n_test']} entries)",
@@ -498,9 +575,18 @@ def main(argv=None) -> int:
                    "sample, or the entries it did not draw")
     p.add_argument("--mse-warmup", type=int, default=0,
                    help="epochs of squared-error training of the means before the NLL stage (heteroscedastic)")
+    p.add_argument("--error-model-k", type=int, default=None,
+                   help="add the out-of-bag k-NN error model with this many neighbours (jxas.inverse.errmodel)")
+    p.add_argument("--error-model-blocks", default=None,
+                   help="comma-separated output blocks the error model applies to (e.g. g2; default all)")
+    p.add_argument("--attach-error-model", default=None, metavar="MODEL",
+                   help="do not train: add the error model (--error-model-k, default 5) to this trained model "
+                   "(name or directory; DATASET must be the one it was trained on, --seed its seed) and save to OUT")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None)
     a = p.parse_args(argv)
+    if a.attach_error_model:
+        return _attach_main(a)
 
     ds = Dataset(a.dataset)
     if a.grid:
@@ -520,7 +606,8 @@ def main(argv=None) -> int:
     model, report = train_inverse(data, cfg, key=jax.random.key(a.seed), members=a.members, train_config=tc,
                                   augment=None if a.no_augment else F.AugmentConfig(), seed=a.seed, name=name,
                                   element=ds.element, edge=ds.edge, mse_warmup_epochs=a.mse_warmup,
-                                  checkpoint_dir=str(Path(a.out) / "ckpt"))
+                                  checkpoint_dir=str(Path(a.out) / "ckpt"), error_model_k=a.error_model_k,
+                                  error_model_blocks=a.error_model_blocks.split(",") if a.error_model_blocks else None)
     model.config["dataset"] = Path(a.dataset).name
     model.config["metrics"] = {"val": report.get("val"), "test": report.get("test")}
     args = argv if argv is not None else __import__("sys").argv[1:]
@@ -531,6 +618,47 @@ def main(argv=None) -> int:
     (Path(a.out) / "log" / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({k: report[k] for k in ("val", "test") if k in report}, indent=1))
     return 0
+
+
+def _attach_main(a) -> int:
+    """``--attach-error-model``: the split and bootstrap of a trained model rebuilt, error model added."""
+    import json
+    from pathlib import Path
+
+    from jxas.data import Dataset
+    from jxas.inverse.invmodel import load_inverse_model
+    from jxas.train import group_split
+
+    model = load_inverse_model(a.attach_error_model)
+    cfg = model.config
+    ds = Dataset(a.dataset)
+    data = prepare(ds, model.energy, donors=cfg["donors"])
+    sg = cfg.get("split_groups")
+    if sg:
+        groups = np.asarray(data.groups).astype(str)
+        tr, va = (np.flatnonzero(np.isin(groups, sg[part])) for part in ("train", "val"))
+    else:
+        tr, va, _ = group_split(data.groups, (0.70, 0.15, 0.15), seed=int(cfg.get("split_seed", a.seed)))
+        cfg["split_groups"] = {"train": sorted(set(map(str, data.groups[tr]))),
+                               "val": sorted(set(map(str, data.groups[va])))}
+    w = bootstrap_weights(data.groups[tr], model.n_members, key=jax.random.split(jax.random.key(a.seed), 3)[0])
+    before = evaluate_predictions(ensemble_predict(cfg, model.params, _on_grid(data, model.energy)[va]),
+                                  data.y[va], data.ymask[va], cfg)
+    blocks = a.error_model_blocks.split(",") if a.error_model_blocks else None
+    model = attach_error_model(model, data, tr, va, w, k=a.error_model_k or 5, blocks=blocks)
+    x_va = _on_grid(data, model.energy)[va]
+    after = evaluate_predictions(ensemble_predict(model.config, model.params, x_va), data.y[va], data.ymask[va],
+                                 model.config, model.error_variance(x_va))
+    model.config.setdefault("metrics", {})["val_before_error_model"] = before
+    model.config["metrics"]["val"] = after
+    model.save(a.out)
+    print(json.dumps({"val_before": before, "val_after": after}, indent=1))
+    (Path(a.out) / "attach_report.json").write_text(json.dumps({"val_before": before, "val_after": after}, indent=1))
+    return 0
+
+
+def _on_grid(data: InverseData, grid) -> np.ndarray:
+    return np.stack([np.interp(np.asarray(grid), data.store_energy, s) for s in data.spec]).astype(np.float32)
 
 
 if __name__ == "__main__":
