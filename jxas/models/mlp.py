@@ -34,7 +34,7 @@ __all__ = [
 
 _WACSF_KEYS = ("r_min", "r_max", "n_g2", "n_g4", "l", "z", "g2_parameterisation", "g4_parameterisation", "truncate_jk")
 _RDC_KEYS = ("r_min", "r_max", "dr", "alpha", "pairs")
-_ERADIAL_KEYS = ("elements", "r_min", "r_max", "n", "width")
+_ERADIAL_KEYS = ("elements", "r_min", "r_max", "n", "width", "n_angle", "angle_cutoff", "angle_width")
 _KEYS = {"wacsf": _WACSF_KEYS, "rdc": _RDC_KEYS, "eradial": _ERADIAL_KEYS}
 DESCRIPTORS = tuple(_KEYS)
 # H, C, N, O, F, P, S, Cl, Br, I: the ligand atoms of the molecular Fe/Mn sets; others share one block
@@ -46,16 +46,17 @@ def xanesnet_hidden(n_layers: int = 4, first: int = 1150, shrink: float = 0.1) -
     return tuple(int(round(first * (1.0 - shrink) ** i)) for i in range(n_layers))
 
 
-def element_radial_size(elements=ERADIAL_ELEMENTS, n: int = 32, **_) -> int:
-    """Length of the element-resolved radial descriptor: ``n`` per listed element plus ``n`` for the rest."""
-    return (len(elements) + 1) * int(n)
+def element_radial_size(elements=ERADIAL_ELEMENTS, n: int = 32, n_angle: int = 0, **_) -> int:
+    """Length of the element-resolved radial descriptor: ``n`` per listed element plus ``n`` for the rest,
+    plus ``n_angle`` bond-angle bins."""
+    return (len(elements) + 1) * int(n) + int(n_angle)
 
 
 def make_element_radial(
     elements: tuple[int, ...] = ERADIAL_ELEMENTS, r_min: float = 1.0, r_max: float = 6.0, n: int = 32,
-    width: float = 1.0,
+    width: float = 1.0, n_angle: int = 0, angle_cutoff: float = 3.0, angle_width: float = 1.0,
 ) -> Callable[[Structure], Float[Array, " d"]]:
-    """Element-resolved radial descriptor of the absorber: a pure ``structure -> [(len(elements) + 1) * n]``.
+    """Element-resolved radial descriptor of the absorber: a pure ``structure -> [(len(elements) + 1) * n + n_angle]``.
 
     Block ``k`` (element ``elements[k]``; the last block collects every other element) is
 
@@ -69,11 +70,24 @@ def make_element_radial(
     et al., JCP 148, 241709 (2018)). Invariant to rotation, translation and permutation; smooth in the
     positions (finite gradients at coincident atoms through ``safe_norm``).
 
+    With ``n_angle > 0`` a bond-angle block follows: a smoothed histogram of the angles theta_jk that
+    pairs of neighbours within ``angle_cutoff`` make at the absorber,
+
+        A(c_i) = sum_{j<k} exp(-(cos theta_jk - c_i)^2 / (2 s^2)) f_c(r_0j; r_a) f_c(r_0k; r_a),
+
+    with centres c_i = linspace(-1, 1, n_angle), s = ``angle_width`` times their spacing and the cosine
+    cutoff at r_a = ``angle_cutoff``: the first-shell geometry (linear, square-planar, tetrahedral,
+    octahedral) that a radial descriptor cannot see (the angular G4 of Behler & Parrinello restricted
+    to the absorber's first shell, resolved in angle instead of summed with a fixed (1 + cos)^zeta).
+
     Args:
         elements: atomic numbers with a block of their own (static).
         r_min, r_max: first and last centre (Å); r_max is also the cutoff.
         n: centres per block (>= 2).
         width: Gaussian standard deviation in units of the centre spacing.
+        n_angle: bond-angle bins (0: none, the descriptor is purely radial; else >= 2).
+        angle_cutoff: neighbour cutoff of the angle block (Å), at most ``r_max``.
+        angle_width: Gaussian standard deviation of the angle block in units of its bin spacing.
     """
     if n < 2:
         raise ValueError(f"eradial needs n >= 2 radial centres, got {n}")
@@ -81,12 +95,19 @@ def make_element_radial(
         raise ValueError(f"eradial needs 0 <= r_min < r_max, got {r_min}, {r_max}")
     if width <= 0:
         raise ValueError(f"eradial width must be positive, got {width}")
+    if n_angle < 0 or n_angle == 1:
+        raise ValueError(f"eradial n_angle must be 0 or >= 2, got {n_angle}")
+    if n_angle and not (0.0 < angle_cutoff <= r_max and angle_width > 0):
+        raise ValueError(f"eradial needs 0 < angle_cutoff <= r_max and angle_width > 0, got {angle_cutoff}, "
+                         f"{angle_width}")
     el = np.asarray(elements, np.int32)
     if el.ndim != 1 or el.size == 0 or len(set(el.tolist())) != el.size:
         raise ValueError(f"eradial elements must be distinct atomic numbers, got {elements}")
     # constants are NumPy arrays: baked into each trace, never captured as tracers
     mu = np.linspace(r_min, r_max, n)
     eta = 1.0 / (2.0 * (width * (mu[1] - mu[0])) ** 2)
+    c = np.linspace(-1.0, 1.0, max(int(n_angle), 2))
+    a_eta = 1.0 / (2.0 * (angle_width * (c[1] - c[0])) ** 2)
 
     def eradial(s: Structure) -> Float[Array, " d"]:
         r = safe_norm(s.positions - s.positions[s.absorber])  # [n_atoms]
@@ -94,7 +115,17 @@ def make_element_radial(
         hit = s.numbers[:, None] == el[None, :]  # [n_atoms, k]
         onehot = jnp.concatenate([hit, ~jnp.any(hit, axis=1, keepdims=True)], axis=1).astype(r.dtype)
         g = jnp.exp(-eta * (r[:, None] - mu) ** 2) * fc[:, None]  # [n_atoms, n]
-        return (onehot.T @ g).reshape(-1)
+        out = (onehot.T @ g).reshape(-1)
+        if not n_angle:
+            return out
+        d = s.positions - s.positions[s.absorber]
+        ok = r > 0
+        u = d * jnp.where(ok, 1.0 / jnp.where(ok, r, 1.0), 0.0)[:, None]  # unit vectors (0 at the absorber)
+        wa = jnp.where(neighbour_mask(s, angle_cutoff), cosine_cutoff(r, angle_cutoff), 0.0)
+        cos = jnp.clip(u @ u.T, -1.0, 1.0)  # [n_atoms, n_atoms]
+        pair = wa[:, None] * wa[None, :] * (1.0 - jnp.eye(r.shape[0], dtype=r.dtype))
+        h = jnp.exp(-a_eta * (cos[..., None] - c) ** 2)  # [n_atoms, n_atoms, n_angle]
+        return jnp.concatenate([out, 0.5 * jnp.einsum("jk,jki->i", pair, h)])
 
     return eradial
 

@@ -281,7 +281,10 @@ class Model:
         cfg["name"] = self.name or cfg.get("name", d.name)
         cfg["members"] = self.members
         (d / _CONFIG).write_text(json.dumps(_jsonable(cfg), indent=1) + "\n")
-        state = jax.tree.map(lambda x: np.asarray(x), flax.serialization.to_state_dict(self.params))
+        # "param_dtype": "float16" stores the parameters at half precision (they load as float32)
+        store = np.float16 if cfg.get("param_dtype") == "float16" else None
+        state = jax.tree.map(lambda x: np.asarray(x, store) if store and np.issubdtype(np.asarray(x).dtype, np.floating)
+                             else np.asarray(x), flax.serialization.to_state_dict(self.params))
         (d / _PARAMS).write_bytes(flax.serialization.msgpack_serialize(state))
         (d / _CARD).write_text(self.card or _default_card(cfg))
         return d
@@ -301,7 +304,9 @@ class Model:
             state = flax.serialization.msgpack_restore((d / _PARAMS).read_bytes())
         except Exception as e:  # msgpack raises several types
             raise ValueError(f"{d / _PARAMS}: cannot read parameters ({e})") from None
-        params = jax.tree.map(jnp.asarray, state)
+        # half-precision storage is widened on load: the network always runs in float32
+        params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32) if np.asarray(x).dtype == np.float16
+                              else jnp.asarray(x), state)
         card = (d / _CARD).read_text() if (d / _CARD).is_file() else ""
         return cls(config=cfg, params=params, name=name or cfg.get("name") or d.name, card=card)
 
