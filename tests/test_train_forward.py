@@ -135,3 +135,47 @@ def test_cli_train_then_evaluate(small_cu, tmp_path, capsys):
     # a bad dataset path is a clear error, not a traceback
     assert main(["evaluate", str(out / "model"), str(tmp_path / "missing.h5")]) == 1
     assert "no such dataset file" in capsys.readouterr().err
+
+
+def test_group_weights_give_every_group_equal_weight():
+    from jxas.train.forward import group_weights
+
+    g = np.array(["a", "a", "a", "b", "c", "c"])
+    w = group_weights(g, 1.0)
+    np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-6)
+    totals = {k: w[g == k].sum() for k in "abc"}
+    np.testing.assert_allclose(list(totals.values()), totals["a"], rtol=1e-6)
+    np.testing.assert_array_equal(group_weights(g, 0.0), np.ones(6, np.float32))
+
+
+def test_explicit_split_group_weight_and_float16_storage(small_cu, tmp_path):
+    """A cross-validation fold (explicit split, no test part), material-weighted loss, half-precision storage."""
+    from jxas.models import Model
+    from jxas.train.forward import predict_dataset
+
+    groups = np.asarray(small_cu.groups)
+    uniq = sorted(set(groups.tolist()))
+    val_groups = set(uniq[::4])
+    va = np.flatnonzero([g in val_groups for g in groups])
+    tr = np.flatnonzero([g not in val_groups for g in groups])
+    cfg = {"kind": "mlp", "descriptor": "eradial", "hidden": [32], "dropout": 0.0,
+           "descriptor_args": {"elements": [8, 29], "n": 8, "n_angle": 6, "angle_cutoff": 4.0}}
+    tc = TrainConfig(epochs=4, batch_size=16, learning_rate=5e-3, warmup_epochs=1, patience=None, progress=False)
+    model = train_forward(small_cu, cfg, tc, members=2, key=jax.random.key(1), out_dir=tmp_path / "fold",
+                          split={"train": tr, "val": va, "test": []}, group_weight=1.0, param_dtype="float16")
+    assert "test" not in model.config["metrics"] and model.config["metrics"]["val"]["n"] == len(va)
+    assert model.config["training"]["n_train"] == len(tr) and model.config["training"]["group_weight"] == 1.0
+    split = json.loads((tmp_path / "fold" / "split.json").read_text())
+    assert split["val"]["groups"] == sorted(val_groups)
+    saved = tmp_path / "fold" / "model"
+    loaded = Model.load(saved)
+    # the metrics were computed with the rounded parameters, so they are those of the saved model
+    again = evaluate(loaded, small_cu, va, train_mean=np.asarray(loaded.config["mu_mean"]))
+    np.testing.assert_allclose(again["median_mse"], model.config["metrics"]["val"]["median_mse"], rtol=1e-5)
+    np.testing.assert_allclose(predict_dataset(loaded, small_cu, va)[0], predict_dataset(model, small_cu, va)[0],
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="split leaks"):
+        train_forward(small_cu, cfg, tc, key=jax.random.key(1), out_dir=tmp_path / "bad",
+                      split={"train": tr, "val": np.concatenate([va, tr[:1]]), "test": []})
+    with pytest.raises(ValueError, match="param_dtype"):
+        train_forward(small_cu, cfg, tc, key=jax.random.key(1), out_dir=tmp_path / "bad2", param_dtype="bf16")
