@@ -107,3 +107,15 @@ def test_cli_crystals_card_and_bad_arguments(tmp_path, capsys):
     assert "either --n" in capsys.readouterr().err
     assert main(["generate", "--element", "Fe", "--crystals", f"{S / 'hematite.cif'}:x", "--out", str(out)]) != 0
     assert "FILE:OX" in capsys.readouterr().err
+
+
+def test_split_sites_are_refused():
+    from jxas.data.build.crystal import _check_distances
+    from jxas.data.build.place import BuildError
+    from jxas.structure import Structure
+
+    ok = Structure.from_arrays(np.array([[0.0, 0, 0], [2.0, 0, 0], [0, 2.0, 0]]), np.array([26, 8, 8]))
+    _check_distances(ok, "ok")
+    split = Structure.from_arrays(np.array([[0.0, 0, 0], [2.0, 0, 0], [2.0, 0.3, 0]]), np.array([26, 8, 8]))
+    with pytest.raises(BuildError, match="0.30 Å apart"):
+        _check_distances(split, "split.cif")

@@ -145,6 +145,17 @@ def crystal_specs(
     return specs
 
 
+def _check_distances(structure, source, min_distance: float = 0.9) -> None:
+    """Refuse clusters with atoms closer than ``min_distance`` Å: the usual cause is a CIF with partially
+    occupied or split sites, whose every position ASE places (e.g. ferrosilite: O 0.30 Å apart)."""
+    p = np.asarray(structure.positions, np.float64)[np.asarray(structure.mask)]
+    d = np.linalg.norm(p[:, None] - p[None], axis=-1) + np.eye(len(p)) * 1e9
+    if d.min() < min_distance:
+        i, j = np.unravel_index(np.argmin(d), d.shape)
+        raise BuildError(f"{source}: atoms {i} and {j} of the cluster are {d.min():.2f} Å apart (partially occupied "
+                         "or split sites in the structure file?); give an ordered structure")
+
+
 def perturb_cluster(structure, *, seed: int, scale_range=(0.95, 1.05), stretch: float = 0.1,
                     thermal: float = 0.02, min_distance: float = 0.9):
     """A perturbed copy of an absorber-centred cluster (see the module docstring) and a report.
@@ -181,7 +192,7 @@ def make_crystal_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> di
     Raises:
         ValueError: the file changed since the spec was made (sha256), or FEFF failed
             (:class:`~jxas.data.feff.FeffRunError`, :class:`~jxas.data.feff.FeffTimeout`).
-        BuildError: the perturbation produced a clash.
+        BuildError: the cluster has atoms closer than 0.9 Å (split sites), or the perturbation produced one.
     """
     import jxas
     from jxas.data.feff import FeffRecipe, simulate_feff
@@ -193,6 +204,7 @@ def make_crystal_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> di
     if _sha256(path) != spec["file_sha256"]:
         raise ValueError(f"{path} changed since the campaign specs were made (sha256 differs)")
     s = jxas.read_structure(path, absorber=int(spec["site"]), cutoff=float(spec["cutoff"]), element=spec["element"])
+    _check_distances(s, path)
     report: dict = {"scale": 1.0, "bond_changes": {}}
     if int(spec["variant"]):
         seed = int(hashlib.sha1(spec["key"].encode()).hexdigest()[:8], 16) ^ int(spec["seed"])
