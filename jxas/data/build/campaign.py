@@ -445,7 +445,6 @@ def make_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> dict:
     t_build = time.perf_counter() - t0
     structure = Structure.from_arrays(cx.positions, cx.numbers, absorber=0, charge=cx.charge, spin=cx.spin)
     sp = simulate_feff(structure, recipe, timeout=timeout)
-    m = sp.meta
     counts: dict[str, int] = {}
     for z in cx.numbers:
         counts[chemical_symbols[z]] = counts.get(chemical_symbols[z], 0) + 1
@@ -458,12 +457,18 @@ def make_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> dict:
         "ligand_names": [n for n in cx.names],
         "relaxation": relax_report,
         "distortion": dist_report,
-        "recipe": m["recipe"],
-        "feff_version": m["feff_version"],
-        "input_hash": m["input_hash"],
-        "e_fermi": m["e_fermi"],
-        "seconds": {"build": t_build, "feff": m["seconds"]},
     }
+    return feff_entry(structure, sp, spec, provenance, t_build)
+
+
+def feff_entry(structure, sp, spec: dict, provenance: dict, t_build: float) -> dict:
+    """The dataset entry of a FEFF10 result ``sp`` for ``structure`` made from ``spec``: the spectrum on the
+    standard and raw grids, key/group/oxidation state from the spec, and ``provenance`` completed with the
+    recipe, FEFF version, input hash, Fermi level and timings."""
+    m = sp.meta
+    provenance = {**provenance, "recipe": m["recipe"], "feff_version": m["feff_version"],
+                  "input_hash": m["input_hash"], "e_fermi": m["e_fermi"],
+                  "seconds": {"build": t_build, "feff": m["seconds"]}}
     return {
         "structure": structure,
         "mu": np.asarray(sp.mu, np.float64),

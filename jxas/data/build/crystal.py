@@ -195,6 +195,7 @@ def make_crystal_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> di
         BuildError: the cluster has atoms closer than 0.9 Å (split sites), or the perturbation produced one.
     """
     import jxas
+    from jxas.data.build.campaign import feff_entry
     from jxas.data.feff import FeffRecipe, simulate_feff
 
     if isinstance(recipe, dict):
@@ -212,7 +213,6 @@ def make_crystal_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> di
                                     stretch=float(spec["stretch"]), thermal=float(spec["thermal"]))
     t_build = time.perf_counter() - t0
     sp = simulate_feff(s, recipe, timeout=timeout)
-    m = sp.meta
     nums = np.asarray(s.numbers)[np.asarray(s.mask)]
     counts = {chemical_symbols[z]: int(np.sum(nums == z)) for z in np.unique(nums)}
     provenance = {
@@ -221,20 +221,5 @@ def make_crystal_entry(spec: dict, recipe=None, *, timeout: float = 600.0) -> di
         "formula": "".join(f"{k}{v if v > 1 else ''}" for k, v in sorted(counts.items())),
         "n_atoms": int(len(nums)),
         "perturbation": report,
-        "recipe": m["recipe"],
-        "feff_version": m["feff_version"],
-        "input_hash": m["input_hash"],
-        "e_fermi": m["e_fermi"],
-        "seconds": {"build": t_build, "feff": m["seconds"]},
     }
-    return {
-        "structure": s,
-        "mu": np.asarray(sp.mu, np.float64),
-        "raw_energy": np.asarray(m["raw_energy"], np.float64),
-        "raw_mu": np.asarray(m["raw_mu"], np.float64),
-        "key": spec["key"],
-        "group": spec["group"],
-        "split": "",
-        "oxidation_state": int(spec["oxidation_state"]),
-        "provenance": provenance,
-    }
+    return feff_entry(s, sp, spec, provenance, t_build)
