@@ -169,3 +169,27 @@ def test_shipped_fe_model_is_eradial_and_small():
     sp = model.predict(jxas.read_structure(ROOT / "examples" / "fe_h2o6_start.xyz"))
     assert not sp.meta.get("warnings")
     assert np.all(np.isfinite(np.asarray(sp.mu))) and 1.0 < float(np.max(sp.mu)) < 4.0
+
+
+def test_neighbour_element_ranges_by_hand():
+    from jxas.models.config import neighbour_ranges
+
+    # two structures: Fe with O at 2.0 and H at 3.0 / Fe with O at 1.9 and N at 2.2 (and an O at 7 Å, beyond 6)
+    r = np.array([[0.0, 2.0, 3.0, 0.0], [0.0, 1.9, 2.2, 7.0]])
+    z = np.array([[26, 8, 1, 0], [26, 8, 7, 8]])
+    nb = (r > 0) & (r < 6.0)
+    got = neighbour_ranges(r, z, nb)
+    assert got == {"1": [3.0, 3.0], "7": [2.2, 2.2], "8": [1.9, 2.0]}
+
+
+def test_shipped_fe_model_flags_metal_contacts_not_molecules():
+    import jxas
+
+    root = Path(__file__).resolve().parents[1]
+    model = load_model("fe-k")
+    foil = jxas.read_structure(root / "tests" / "data" / "structures" / "iron.cif", cutoff=6.0)
+    warnings = model.check(foil)
+    assert any("Fe within 6.0 Å" in w and "never seen in training" in w for w in warnings), warnings
+    mol = jxas.read_structure(root / "examples" / "fe_h2o6_start.xyz")
+    assert not any("never seen" in w or "closer than in training" in w for w in model.check(mol))
+    assert any("never seen" in w for w in model.predict(foil).meta["warnings"])

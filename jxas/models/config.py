@@ -173,7 +173,7 @@ def training_domain(batch: Structure, cutoff: float) -> dict[str, Any]:
     Returns:
         dict with ``elements`` (atomic numbers present), ``nn_distance`` [min, max] of the absorber's
         nearest-neighbour distance (Å), ``n_neighbours`` [min, max] of real atoms within ``cutoff``,
-        ``charge`` and ``spin`` [min, max].
+        ``charge`` and ``spin`` [min, max], and ``neighbour_nn`` (:func:`neighbour_ranges`).
     """
     r = np.asarray(jax.vmap(absorber_distances)(batch))
     mask = np.asarray(batch.mask)
@@ -191,7 +191,23 @@ def training_domain(batch: Structure, cutoff: float) -> dict[str, Any]:
         "n_neighbours": [int(cnt.min()), int(cnt.max())],
         "charge": [int(charge.min()), int(charge.max())],
         "spin": [int(spin.min()), int(spin.max())],
+        "neighbour_nn": neighbour_ranges(r, np.asarray(batch.numbers), nb),
     }
+
+
+def neighbour_ranges(r: np.ndarray, numbers: np.ndarray, nb: np.ndarray) -> dict[str, list[float]]:
+    """Per neighbour element (atomic number as a string): [min, max] over the structures that have one
+    within the cutoff of the distance from the absorber to the nearest atom of that element.
+
+    A model trained on molecules has no entry for the absorber's own element (no metal-metal contacts),
+    which is how a metal or an oxide lattice is recognised as outside its training domain.
+    """
+    out: dict[str, list[float]] = {}
+    for z in np.unique(numbers[nb]):
+        d = np.where(nb & (numbers == z), r, np.inf).min(axis=1)
+        d = d[np.isfinite(d)]
+        out[str(int(z))] = [float(d.min()), float(d.max())]
+    return out
 
 
 def with_statistics(config: dict, structures: Structure, mu: np.ndarray, *, chunk: int = 512) -> dict[str, Any]:

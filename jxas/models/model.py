@@ -210,6 +210,16 @@ class Model:
             for key, val in (("charge", charge), ("spin", spin)):
                 if key in dom and not dom[key][0] <= val <= dom[key][1]:
                     warnings.append(f"{key} {val} outside the training range {dom[key]}")
+            seen = dom.get("neighbour_nn")
+            if seen is not None:  # per neighbour element: never within the cutoff in training, or closer
+                for z in np.unique(num[nb]):
+                    el, d = chemical_symbols[int(z)], float(r[nb & (num == z)].min())
+                    if str(int(z)) not in seen:
+                        warnings.append(f"{el} within {self.cutoff} Å of the absorber ({d:.2f} Å), never seen in "
+                                        "training (e.g. metal-metal contacts for a model trained on molecules)")
+                    elif d < seen[str(int(z))][0] - 0.1:
+                        warnings.append(f"nearest {el} at {d:.2f} Å, closer than in training "
+                                        f"({seen[str(int(z))][0]:.2f} Å)")
         return warnings
 
     # ---- prediction -----------------------------------------------------------------------------
