@@ -259,3 +259,15 @@ def test_out_of_domain_warning_flag(kind, rng):
     sp = model.predict(squeezed)
     assert any("nearest-neighbour distance" in w for w in sp.meta["warnings"])
     assert np.all(np.isfinite(sp.mu))
+
+
+def test_shipped_cu_model_knows_its_neighbour_elements():
+    from pathlib import Path
+
+    import jxas
+    from jxas.models import load_model
+
+    model = load_model("cu-k")
+    assert "29" in model.config["domain"]["neighbour_nn"]  # Cu-Cu contacts are in OmniXAS's crystals
+    foil = jxas.read_structure(Path(__file__).parent / "data" / "structures" / "copper.cif", cutoff=6.0)
+    assert not any("never seen" in w or "closer than" in w for w in model.check(foil))
