@@ -26,6 +26,34 @@ TOL = {
 }
 
 
+def random_cluster(rng, n: int, *, absorber_z: int, neighbours, r_max: float):
+    """A random cluster: the absorber plus ``n - 1`` atoms of ``neighbours`` 1.8-``r_max`` Å from it, shifted."""
+    from jxas.structure import Structure
+
+    pos = rng.normal(size=(n, 3))
+    pos /= np.linalg.norm(pos, axis=1, keepdims=True)
+    pos *= rng.uniform(1.8, r_max, size=(n, 1))
+    pos[0] = 0.0
+    pos += rng.normal(size=3)
+    num = rng.choice(list(neighbours), size=n)
+    num[0] = absorber_z
+    return Structure.from_arrays(pos, num)
+
+
+def assert_absorber_invariant(f, s, rng, *, pad_to: int, rtol: float = TOL["invariance_rtol"]) -> None:
+    """``f(structure)`` is unchanged by a rotation + translation, a permutation of the non-absorber atoms
+    (absorber kept first) and padding to ``pad_to`` slots (a reusable invariance assert)."""
+    from jxas.structure import Structure, pad
+
+    ref = np.asarray(f(s))
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    perm = np.concatenate([[0], 1 + rng.permutation(len(s.numbers) - 1)])
+    moved = s.replace(positions=s.positions @ q.T + 3.0)
+    permuted = Structure.from_arrays(np.asarray(s.positions)[perm], np.asarray(s.numbers)[perm], absorber=0)
+    for other in (moved, permuted, pad(s, pad_to)):
+        np.testing.assert_allclose(np.asarray(f(other)), ref, rtol=rtol, atol=1e-12)
+
+
 @pytest.fixture
 def tol():
     return TOL

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_absorber_invariant, random_cluster
 from jax.test_util import check_grads
 
 from jxas.models import Model, default_config
@@ -18,14 +19,7 @@ ANG = dict(elements=(1, 8, 17), r_min=1.0, r_max=5.0, n=8, n_angle=9, angle_cuto
 
 
 def _cluster(rng, n=9):
-    pos = rng.normal(size=(n, 3))
-    pos /= np.linalg.norm(pos, axis=1, keepdims=True)
-    pos *= rng.uniform(1.8, 4.5, size=(n, 1))
-    pos[0] = 0.0
-    pos += rng.normal(size=3)
-    num = rng.choice([1, 8, 17, 34], size=n)
-    num[0] = 29
-    return Structure.from_arrays(pos, num)
+    return random_cluster(rng, n, absorber_z=29, neighbours=[1, 8, 17, 34], r_max=4.5)
 
 
 def _angles_reference(pos, n_angle, rc, width):
@@ -65,14 +59,7 @@ def test_angle_block_sees_geometry():
 
 def test_angle_block_invariance_and_padding(rng, tol):
     s = _cluster(rng)
-    f = jax.jit(make_element_radial(**ANG))
-    ref = np.asarray(f(s))
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    perm = np.concatenate([[0], 1 + rng.permutation(len(s.numbers) - 1)])
-    moved = s.replace(positions=s.positions @ q.T + 3.0)
-    permuted = Structure.from_arrays(np.asarray(s.positions)[perm], np.asarray(s.numbers)[perm], absorber=0)
-    for other in (moved, permuted, pad(s, 14)):
-        np.testing.assert_allclose(np.asarray(f(other)), ref, rtol=tol["invariance_rtol"], atol=1e-12)
+    assert_absorber_invariant(jax.jit(make_element_radial(**ANG)), s, rng, pad_to=14, rtol=tol["invariance_rtol"])
 
 
 def test_angle_block_gradients(rng, tol):

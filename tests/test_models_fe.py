@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_absorber_invariant, random_cluster
 from jax.test_util import check_grads
 
 from jxas.models import Model, default_config, load_model, make_module
@@ -21,14 +22,8 @@ PRETRAINED = ROOT / "jxas" / "pretrained"
 
 
 def _cluster(rng, n=10):
-    pos = rng.normal(size=(n, 3))
-    pos /= np.linalg.norm(pos, axis=1, keepdims=True)
-    pos *= rng.uniform(1.8, 5.0, size=(n, 1))
-    pos[0] = 0.0
-    pos += rng.normal(size=3)
-    num = rng.choice([1, 6, 7, 8, 17, 34], size=n)  # 34 (Se) is not listed: it goes to the last block
-    num[0] = 26
-    return Structure.from_arrays(pos, num)
+    # 34 (Se) is not among the descriptor's listed elements: it goes to the last block
+    return random_cluster(rng, n, absorber_z=26, neighbours=[1, 6, 7, 8, 17, 34], r_max=5.0)
 
 
 def _reference(pos, num, elements, r_min, r_max, n, width):
@@ -60,14 +55,7 @@ def test_eradial_matches_numpy_formula(rng, tol):
 
 def test_eradial_invariance_and_padding(rng, tol):
     s = _cluster(rng)
-    f = jax.jit(make_element_radial())
-    ref = np.asarray(f(s))
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    perm = np.concatenate([[0], 1 + rng.permutation(len(s.numbers) - 1)])
-    moved = s.replace(positions=s.positions @ q.T + 3.0)
-    permuted = Structure.from_arrays(np.asarray(s.positions)[perm], np.asarray(s.numbers)[perm], absorber=0)
-    for other in (moved, permuted, pad(s, 16)):
-        np.testing.assert_allclose(np.asarray(f(other)), ref, rtol=tol["invariance_rtol"], atol=1e-12)
+    assert_absorber_invariant(jax.jit(make_element_radial()), s, rng, pad_to=16, rtol=tol["invariance_rtol"])
 
 
 def test_eradial_gradients(rng, tol):
