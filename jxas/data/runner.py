@@ -48,11 +48,7 @@ import numpy as np
 
 from jxas.data.dataset import Dataset, to_json, write_data_card
 from jxas.data.journal import _RUNS_ATTR, _drop_failures, _journal_write, _merge, _reorder
-from jxas.data.pools import (
-    _DaskPool,
-    _ProcessPool,
-    _worker_main,  # noqa: F401 - spawned workers of runs started before the split look it up here
-)
+from jxas.data.pools import _DaskPool, _ProcessPool
 
 __all__ = ["generate", "GenerationReport", "RunLockedError"]
 

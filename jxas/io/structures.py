@@ -161,6 +161,18 @@ def _read_cif(path: Path):
         raise first from None
 
 
+def read_atoms(path: str | os.PathLike):
+    """An ``ase.Atoms`` from any file ASE reads (CIF with the repairs of :func:`_read_cif`, POSCAR/CONTCAR/
+    ``.vasp`` as VASP), warnings silenced; exceptions are ASE's (callers turn them into their own errors)."""
+    import ase.io
+
+    path = Path(path)
+    fmt = "vasp" if path.name in _PERIODIC_NAMES or path.suffix.lower() in {".vasp", ".poscar"} else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_cif(path) if path.suffix.lower() == ".cif" else ase.io.read(path, format=fmt)
+
+
 def _is_extxyz(path: Path) -> bool:
     with open(path, errors="replace") as fh:
         fh.readline()
@@ -268,12 +280,7 @@ def read_structure(
                 pos, num, info = _read_xyz(path)
                 atoms = Atoms(numbers=num, positions=pos)
             else:
-                import ase.io
-
-                fmt = "vasp" if path.name in _PERIODIC_NAMES or path.suffix.lower() in {".vasp", ".poscar"} else None
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    atoms = _read_cif(path) if path.suffix.lower() == ".cif" else ase.io.read(path, format=fmt)
+                atoms = read_atoms(path)
                 info = {k: str(v) for k, v in atoms.info.items()}
                 for key, val in parse_comment(str(atoms.info.get("comment", ""))).items():
                     info.setdefault(key, val)

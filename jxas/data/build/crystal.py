@@ -32,21 +32,6 @@ __all__ = ["crystal_specs", "crystal_sites", "make_crystal_entry", "perturb_clus
 UNKNOWN_OXIDATION_STATE = -99
 
 
-def _periodic_atoms(path: Path):
-    import warnings
-
-    import ase.io
-
-    from jxas.io.structures import _PERIODIC_NAMES, _read_cif
-
-    vasp = path.name in _PERIODIC_NAMES or path.suffix.lower() in {".vasp", ".poscar"} or path.name.startswith("POSCAR")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if path.suffix.lower() == ".cif":
-            return _read_cif(path)
-        return ase.io.read(path, format="vasp" if vasp else None)
-
-
 def crystal_sites(path: str | Path, element: str, *, radius: float = 4.0, tol: float = 0.02) -> list[int]:
     """Indices (in the unit cell read from ``path``) of the distinct sites of ``element``.
 
@@ -56,11 +41,11 @@ def crystal_sites(path: str | Path, element: str, *, radius: float = 4.0, tol: f
     Raises:
         ValueError: unreadable file, not periodic, or no site of ``element``.
     """
-    from jxas.io.structures import StructureError, cluster_from_periodic
+    from jxas.io.structures import StructureError, cluster_from_periodic, read_atoms
 
     path = Path(path)
     try:
-        atoms = _periodic_atoms(path)
+        atoms = read_atoms(path)
     except StructureError:
         raise
     except Exception as e:  # ase raises many types for bad files
