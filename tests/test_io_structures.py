@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import ase
 import ase.io
 import numpy as np
@@ -163,3 +165,45 @@ def test_cif_nonstandard_setting_uses_the_listed_operations():
     with pytest.warns(UserWarning, match="symmetry operations"):
         cell = _read_cif(S / "goethite.cif")
     assert cell.get_chemical_formula() == "Fe4O8"
+
+
+_PARTIAL_CIF = """data_test
+_cell_length_a 4.0
+_cell_length_b 4.0
+_cell_length_c 4.0
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Fe1 Fe 0.0 0.0 0.0 1.0
+O1 O 0.5 0.0 0.0 {occ_o}
+Cl1 Cl 0.5 0.5 0.5 {occ_cl}
+"""
+
+
+@pytest.mark.parametrize(("occ_o", "occ_cl", "warns"), [(1.0, 0.5, True), (1.0, 1.0, False)])
+def test_cif_partial_occupancy_is_flagged(tmp_path, occ_o, occ_cl, warns):
+    path = tmp_path / "partial.cif"
+    path.write_text(_PARTIAL_CIF.format(occ_o=occ_o, occ_cl=occ_cl))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s = read_structure(path, cutoff=4.0, element="Fe")
+    msgs = [str(w.message) for w in caught if "partially occupied" in str(w.message)]
+    assert bool(msgs) == warns
+    if warns:
+        assert "Cl 0.5" in msgs[0] and "1 partially" in msgs[0]
+    assert 17 in s.real()[1].tolist()  # the site is still read, as a full atom
+
+
+def test_split_sites_are_flagged(tmp_path):
+    # two half-occupied O positions 0.3 Å apart (a split site) read as two atoms too close together
+    atoms = ase.Atoms("FeOO", positions=[[0, 0, 0], [2.0, 0, 0], [2.0, 0.3, 0]])
+    with pytest.warns(UserWarning, match="1 pair"):
+        read_structure(atoms)

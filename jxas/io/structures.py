@@ -199,6 +199,25 @@ def cluster_from_periodic(atoms: Atoms, site: int, cutoff: float, *, source: str
     return Atoms(numbers=num, positions=pos)
 
 
+def _warn_partial_occupancy(atoms: Atoms, source: str) -> None:
+    """Warn when a CIF has partially occupied or mixed sites: every listed site becomes one fully occupied
+    atom, so the cluster only approximates the crystal."""
+    occ = atoms.info.get("occupancy")
+    if not isinstance(occ, dict):
+        return
+    parts = []
+    for species in occ.values():
+        total = sum(float(v) for v in species.values())
+        if len(species) > 1 or total < 0.99:
+            ranked = sorted(species.items(), key=lambda kv: (-float(kv[1]), kv[0]))
+            parts.append("/".join(f"{el} {float(v):g}" for el, v in ranked))
+    if parts:
+        shown = ", ".join(sorted(set(parts))[:6]) + (" ..." if len(set(parts)) > 6 else "")
+        warnings.warn(f"{source}: {len(parts)} partially occupied or mixed site(s) ({shown}); each is read as a "
+                      "fully occupied atom, so the cluster is an approximation of the crystal (split sites give "
+                      "atoms too close together)", stacklevel=3)
+
+
 def _from_atoms(
     atoms: Atoms, absorber: int | None, cutoff: float | None, source: str, charge: int, spin: int
 ) -> Structure:
@@ -233,6 +252,12 @@ def _from_atoms(
     n_overlap = int(np.sum(r[np.arange(len(r)) != absorber] < 0.5))
     if n_overlap:
         warnings.warn(f"{source}: {n_overlap} atom(s) closer than 0.5 Å to the absorber", stacklevel=3)
+    elif len(pos) <= 5000:
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)[np.triu_indices(len(pos), 1)]
+        n_close = int(np.sum(d < 0.5))
+        if n_close:
+            warnings.warn(f"{source}: {n_close} pair(s) of atoms closer than 0.5 Å (split or duplicated sites?)",
+                          stacklevel=3)
     return Structure.from_arrays(pos, numbers, absorber=absorber, charge=charge, spin=spin)
 
 
@@ -281,6 +306,7 @@ def read_structure(
                 atoms = Atoms(numbers=num, positions=pos)
             else:
                 atoms = read_atoms(path)
+                _warn_partial_occupancy(atoms, source)
                 info = {k: str(v) for k, v in atoms.info.items()}
                 for key, val in parse_comment(str(atoms.info.get("comment", ""))).items():
                     info.setdefault(key, val)
