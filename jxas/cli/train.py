@@ -40,6 +40,11 @@ def register(subparsers) -> None:
     p.add_argument("--devices", type=int, default=1, help="data-parallel devices")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the group split")
     p.add_argument("--max-train", type=int, help="use at most this many training entries (quick runs)")
+    p.add_argument("--group-weight", type=float, default=0.0, metavar="P",
+                   help="weight each entry's error by n_g**-P, n_g its group's (material's) entry count: "
+                        "0 = every entry alike (default), 1 = every group alike")
+    p.add_argument("--param-dtype", choices=["float32", "float16"], default="float32",
+                   help="stored precision of the saved parameters (float16 halves the file; default float32)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (initialisation, shuffling, dropout)")
     p.add_argument("--name", help="model name (default <element>-<edge>)")
     p.add_argument("-o", "--out", required=True, help="run directory (rerunning resumes from its checkpoints)")
@@ -67,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     command = "jxas " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
     model = train_forward(args.dataset, cfg, tc, members=args.members, key=jax.random.key(args.seed),
                           out_dir=args.out, bootstrap=args.bootstrap, split_seed=args.split_seed,
-                          name=args.name, max_train=args.max_train, command=command)
+                          name=args.name, max_train=args.max_train, command=command,
+                          group_weight=args.group_weight, param_dtype=args.param_dtype)
     m = model.config.get("metrics", {})
     held = m.get("test") or m.get("val")
     print(f"model saved to {Path(args.out) / 'model'}")
