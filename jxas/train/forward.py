@@ -149,6 +149,8 @@ def train_forward(
     split: dict | None = None,
     group_weight: float = 0.0,
     param_dtype: str = "float32",
+    loss=None,
+    select: str = "best",
 ):
     """Train a structure -> spectrum model (an ensemble of ``members`` networks) on ``dataset``.
 
@@ -181,6 +183,12 @@ def train_forward(
         param_dtype: "float32" or "float16": the stored precision of the parameters. Float16 halves
             the model file (a larger ensemble fits the package budget); the held-out metrics are
             computed with the rounded parameters, i.e. those of the saved model.
+        loss: optional shape-aware loss terms (:class:`jxas.train.losses.SpectrumLoss` or a dict of
+            its fields: near-edge weight, derivative term, softmax peak-location term); None = the
+            per-spectrum MSE. Used for training and for the validation loss of early stopping.
+        select: "best" keeps the parameters of the best validation epoch; "last" those of the last
+            epoch (a fixed schedule; then the validation split may be empty, e.g. training on
+            train + validation, and no validation metrics are computed).
 
     Returns:
         The trained :class:`jxas.models.Model` (also saved in ``out_dir/model``).
@@ -215,7 +223,9 @@ def train_forward(
             keep.add(g)
             count += sizes[g]
         split["train"] = np.array([i for i in split["train"] if groups[i] in keep], int)
-    if min(len(split["train"]), len(split["val"])) == 0:
+    if select not in ("best", "last"):
+        raise ValueError(f"select must be 'best' or 'last', got {select!r}")
+    if len(split["train"]) == 0 or (len(split["val"]) == 0 and select == "best"):
         raise ValueError(f"{ds.path}: too few groups to split ({len(np.unique(groups))} groups)")
     (out / "split.json").write_text(json.dumps({
         "rule": split["source"],
@@ -226,11 +236,14 @@ def train_forward(
     energy = np.asarray(ds.energy, float)
     cfg = default_config(model_config.get("kind", "mlp"), ds.element, ds.edge, energy=energy, **hyper)
     cutoff = model_cutoff(cfg)
-    s_train, s_val = _np_structures(ds, split["train"]), _np_structures(ds, split["val"])
+    has_val = len(split["val"]) > 0
+    # without validation entries the code paths below run on a one-entry stand-in that fit() never sees
+    s_train = _np_structures(ds, split["train"])
+    s_val = _np_structures(ds, split["val"] if has_val else split["train"][:1])
     if _trim_is_exact(cfg):
         s_train, s_val = trim_to_cutoff(s_train, cutoff), trim_to_cutoff(s_val, cutoff)
     mu_train = np.asarray(ds.spectra(split["train"]), np.float32)
-    mu_val = np.asarray(ds.spectra(split["val"]), np.float32)
+    mu_val = np.asarray(ds.spectra(split["val"] if has_val else split["train"][:1]), np.float32)
     cached = cfg["kind"] == "mlp"
     if cached:
         # descriptors once (the MLP's `features` has no parameters): statistics and training inputs
@@ -269,7 +282,7 @@ def train_forward(
         val_data = {"structure": s_val, "mu": mu_val}
     if group_weight:
         train_data["w"] = group_weights(groups[split["train"]], group_weight)
-        val_data["w"] = group_weights(groups[split["val"]], group_weight)
+        val_data["w"] = group_weights(groups[split["val"] if has_val else split["train"][:1]], group_weight)
     s0 = jax.tree.map(lambda x: jnp.asarray(x[0]), s_train)
 
     def init_fn(k):
@@ -292,16 +305,22 @@ def train_forward(
             return jax.vmap(lambda i: apply_one(params, i, False, None))(inputs)
         return jax.vmap(lambda i, k: apply_one(params, i, True, k))(inputs, jax.random.split(key, n))
 
+    from jxas.train.losses import SpectrumLoss, make_spectrum_loss
+
+    loss_opts = loss if isinstance(loss, SpectrumLoss) else SpectrumLoss(**(loss or {}))
+    spectrum_loss = jax.vmap(make_spectrum_loss(energy, loss_opts))
+
     def loss_fn(params, batch, key):
         inputs = batch["x"] if cached else batch["structure"]
-        err = (predict(params, inputs, key) - batch["mu"]) ** 2
-        per = jnp.mean(err, axis=-1)
+        pred = predict(params, inputs, key)
+        mse = jnp.mean((pred - batch["mu"]) ** 2, axis=-1)
+        per = mse if loss_opts.is_mse else spectrum_loss(pred, batch["mu"])
         loss = jnp.mean(per * batch["w"]) if "w" in batch else jnp.mean(per)
-        return loss, {"median_mse": jnp.median(per)}
+        return loss, {"median_mse": jnp.median(mse)}
 
     if cached:  # the cache must reproduce the network on structures exactly (up to float32 rounding)
         p0 = init_fn(jax.random.key(0))
-        k = min(4, len(split["val"]))
+        k = min(4, len(val_data["mu"]))
         a = predict(p0, jnp.asarray(val_data["x"][:k]), None)
         b = jax.vmap(lambda s: module.apply({"params": p0}, s))(jax.tree.map(lambda x: jnp.asarray(x[:k]), s_val))
         if not np.allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5):
@@ -315,8 +334,9 @@ def train_forward(
         mdir = out / f"member_{m}"
         tc = dataclasses.replace(train_config, log_dir=str(mdir))
         data_m = train_data if boot is None else jax.tree.map(lambda x, b=boot[m][0]: x[b], train_data)
-        res = fit(init_fn, loss_fn, data_m, val_data, tc, key=jax.random.fold_in(key, m), checkpoint_dir=mdir / "ckpt")
-        member_params.append(res.params)
+        res = fit(init_fn, loss_fn, data_m, val_data if has_val else None, tc, key=jax.random.fold_in(key, m),
+                  checkpoint_dir=mdir / "ckpt")
+        member_params.append(res.params if select == "best" else res.last_params)
         histories.append(res.history)
         fits.append({"member": m, "best_epoch": res.best_epoch, "best_val_mse": res.best_val,
                      "epochs_run": res.epochs_run, "stopped_early": res.stopped_early, "wall_s": res.wall_s})
@@ -333,7 +353,8 @@ def train_forward(
         "split_rule": split["source"], "n_train": len(split["train"]), "n_val": len(split["val"]),
         "n_test": len(split["test"]), "members": members, "bootstrap": bootstrap,
         "train_config": dataclasses.asdict(train_config), "group_weight": group_weight,
-        "param_dtype": param_dtype, "members_fit": fits, "wall_s": train_wall,
+        "param_dtype": param_dtype, "loss": dataclasses.asdict(loss_opts), "select": select,
+        "members_fit": fits, "wall_s": train_wall,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, jax {jax.__version__} {jax.devices()[0].platform}",
         "command": command,
         "load_average_1min": os.getloadavg()[0],
@@ -343,7 +364,8 @@ def train_forward(
     mean = np.asarray(cfg["mu_mean"])
     if len(split["test"]):
         metrics["test"] = evaluate(model, ds, split["test"], train_mean=mean, plot_dir=out)
-    metrics["val"] = evaluate(model, ds, split["val"], train_mean=mean)
+    if has_val:
+        metrics["val"] = evaluate(model, ds, split["val"], train_mean=mean)
     cfg["metrics"] = metrics
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     from jxas.train.plots import plot_learning_curves
