@@ -12,7 +12,10 @@ Usage::
    ``g2_pearson_sigma_mse``), printed next to the same correlation with the spectrum's sigmas summarised by
    their root mean square (``g2_pearson_rms_sigma_mse``), the Spearman rank correlation, and the Pearson
    correlation that sigma would reach if the errors were drawn from the predicted Gaussians
-   (``g2_pearson_gaussian_ceiling``). Models with an error model (jxas.inverse.errmodel) include its variance.
+   (``g2_pearson_gaussian_ceiling``; ``g2_pearson_gaussian_ceiling_correlated`` with the G2 errors'
+   observed correlation between outputs, whose participation ratio is ``g2_error_participation_ratio``).
+   Models with an error model (jxas.inverse.errmodel, jxas.inverse.errnet) include its variance.
+   ``--holdout-groups`` restricts the held-out set to listed groups.
 2. Robustness (David et al. 2023, Figs. 5-6): the held-out spectra shifted by +-1, +-2 eV, broadened
    by an extra Gaussian of 0.5-3 eV FWHM, and with Gaussian noise; median |change| of the predicted
    first-shell distance with respect to the clean prediction, and the median error.
@@ -127,24 +130,50 @@ def measured_references(element: str) -> list[dict]:
     return rows
 
 
-def heldout_indices(groups, cfg: dict) -> np.ndarray:
+def heldout_indices(groups, cfg: dict, only=None) -> np.ndarray:
     """Entries of groups the model never saw (neither training nor validation).
 
     Models that store their ``split_groups`` are evaluated on every other group, which stays correct
     when the dataset has grown since training (new complexes are held out too); older models re-draw
     the 70/15/15 group split with their ``split_seed``, valid only on the dataset they were trained on.
+    ``only``: a collection of group names; the held-out entries are restricted to those groups (a
+    test part of the unseen groups that was kept apart from any model or method choice).
     """
     from jxas.train import group_split
 
     sg = cfg.get("split_groups")
     if sg:
         seen = set(sg["train"]) | set(sg["val"])
-        return np.flatnonzero([str(g) not in seen for g in groups])
-    return group_split(groups, (0.70, 0.15, 0.15), seed=int(cfg.get("split_seed", 0)))[2]
+        idx = np.flatnonzero([str(g) not in seen for g in groups])
+    else:
+        idx = group_split(groups, (0.70, 0.15, 0.15), seed=int(cfg.get("split_seed", 0)))[2]
+    if only is not None:
+        only = set(map(str, only))
+        seen_only = only & (set(sg["train"]) | set(sg["val"])) if sg else set()
+        if seen_only:
+            raise ValueError(f"--holdout-groups names {len(seen_only)} groups the model trained or validated on, "
+                             f"e.g. {sorted(seen_only)[0]}")
+        idx = idx[np.isin(np.asarray(groups).astype(str)[idx], sorted(only))]
+    return idx
 
 
-def heldout(model, dataset_path: str) -> tuple[dict, dict]:
-    """Held-out test metrics and robustness of ``model`` on its test split of ``dataset_path``."""
+def read_groups(path) -> list[str]:
+    """Group names from a JSON file: a list, or an object whose ``"test"`` entry is the list."""
+    d = json.loads(Path(path).read_text())
+    if isinstance(d, dict):
+        if "test" not in d:
+            raise ValueError(f"{path}: a JSON object needs a 'test' list of groups")
+        d = d["test"]
+    if not isinstance(d, list) or not d or not all(isinstance(g, str) for g in d):
+        raise ValueError(f"{path}: expected a non-empty list of group names")
+    return d
+
+
+def heldout(model, dataset_path: str, only=None) -> tuple[dict, dict]:
+    """Held-out test metrics and robustness of ``model`` on its test split of ``dataset_path``.
+
+    ``only``: restrict the held-out groups to these (:func:`heldout_indices`).
+    """
     from jxas.data import Dataset
     from jxas.inverse import features as F
     from jxas.inverse.model import output_slices
@@ -153,7 +182,7 @@ def heldout(model, dataset_path: str) -> tuple[dict, dict]:
 
     ds = Dataset(dataset_path)
     cfg = model.config
-    te = heldout_indices(ds.groups, cfg)
+    te = heldout_indices(ds.groups, cfg, only)
     if len(te) == 0:
         raise ValueError(f"{dataset_path}: every entry belongs to a group the model saw in training or validation")
     grid = model.energy
@@ -161,7 +190,7 @@ def heldout(model, dataset_path: str) -> tuple[dict, dict]:
     clean = np.stack([np.interp(grid, data.store_energy, s) for s in data.spec]).astype(np.float32)
     sl = output_slices(cfg["outputs"])
     pred = ensemble_predict(cfg, model.params, clean)
-    metrics = evaluate_predictions(pred, data.y, data.ymask, cfg, model.error_variance(clean))
+    metrics = evaluate_predictions(pred, data.y, data.ymask, cfg, model.error_variance(clean, pred))
     # first-shell distance from the first G2 peak (per member, then mean)
     r_peak = np.array([shell_distances(p[:, sl["g2"]])["r"][0] for p in pred])
     ok = np.isfinite(r_peak)
@@ -227,14 +256,18 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", required=True, help="the dataset the model was trained on (held-out split)")
     p.add_argument("--out", default=None, help="write all figures as JSON here")
     p.add_argument("--no-measured", action="store_true")
+    p.add_argument("--holdout-groups", default=None, metavar="JSON",
+                   help="only these unseen groups count as held-out (a JSON list, or an object with a 'test' list)")
     a = p.parse_args(argv)
     from jxas.inverse import load_inverse_model
 
     t0 = time.perf_counter()
     model = load_inverse_model(a.model)
-    metrics, rob = heldout(model, a.dataset)
+    only = read_groups(a.holdout_groups) if a.holdout_groups else None
+    metrics, rob = heldout(model, a.dataset, only)
     meas = [] if a.no_measured else measured(model)
-    res = {"model": model.name, "arch": model.config.get("arch"), "dataset": a.dataset, "heldout": metrics,
+    res = {"model": model.name, "arch": model.config.get("arch"), "dataset": a.dataset,
+           "holdout_groups": a.holdout_groups, "heldout": metrics,
            "robustness": rob, "measured": meas, "wall_s": round(time.perf_counter() - t0, 1)}
     ok = [m for m in meas if "abs_err" in m]
     if ok:
@@ -244,7 +277,8 @@ def main(argv=None) -> int:
     print(f"held-out test: {metrics['n_test']} spectra, {metrics['n_test_groups']} groups")
     for k in ("r1_median_abs_err", "r1_from_g2_peak_median_abs_err", "r1_coverage_2sigma", "r1_pearson_sigma_sqerr",
               "g2_median_coverage", "g2_median_coverage_uncalibrated", "g2_pearson_sigma_mse",
-              "g2_pearson_rms_sigma_mse", "g2_spearman_sigma_mse", "g2_pearson_gaussian_ceiling", "g2_median_mse",
+              "g2_pearson_rms_sigma_mse", "g2_spearman_sigma_mse", "g2_pearson_gaussian_ceiling",
+              "g2_pearson_gaussian_ceiling_correlated", "g2_error_participation_ratio", "g2_median_mse",
               "cn_median_abs_err", "cn_exact_fraction", "comp_exact_fraction", "ox_exact_fraction"):
         if k in metrics:
             print(f"  {k}: {metrics[k]:.4f}")

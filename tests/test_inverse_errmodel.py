@@ -78,7 +78,43 @@ def test_rms_summary_and_gaussian_ceiling(rng):
         assert got == pytest.approx(expect, abs=0.05), (lo, hi, got, expect)
     wide = rng.uniform(0.2, 3.0, (400, 1)) * np.ones((1, 50))
     rep = C.calibration_report(np.zeros_like(wide), rng.normal(size=wide.shape) * wide, wide)
-    assert set(rep) >= {"pearson_sigma_mse", "pearson_rms_sigma_mse", "spearman_sigma_mse", "pearson_gaussian_ceiling"}
+    assert set(rep) >= {"pearson_sigma_mse", "pearson_rms_sigma_mse", "spearman_sigma_mse", "pearson_gaussian_ceiling",
+                        "pearson_gaussian_ceiling_correlated", "error_participation_ratio"}
+    # independent errors: the correlated ceiling is the independent one, ~all 50 outputs participate
+    assert rep["error_participation_ratio"] > 40
+    assert rep["pearson_gaussian_ceiling_correlated"] == pytest.approx(rep["pearson_gaussian_ceiling"], abs=0.03)
+
+
+def test_error_correlation_and_correlated_ceiling(rng):
+    n, d = 400, 50
+    s = rng.uniform(0.2, 3.0, n)
+    sigma = s[:, None] * np.ones((1, d))
+    # one error shared by every output of a sample: a single independent component
+    shared = rng.normal(size=(n, 1)) * sigma
+    corr, pr = C.error_correlation(shared, np.zeros_like(sigma), sigma)
+    assert pr == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(corr, 1.0, atol=1e-9)
+    _, pr_ind = C.error_correlation(rng.normal(size=(n, d)) * sigma, np.zeros_like(sigma), sigma)
+    assert 40 < pr_ind <= d
+    # fully correlated outputs: MSE = s^2 chi2_1, so Var(MSE) = 3 E[s^4] - E[s^2]^2
+    expect = np.cov(s, s**2)[0, 1] / np.sqrt(s.var() * (3 * np.mean(s**4) - np.mean(s**2) ** 2))
+    got = C.gaussian_correlation_ceiling(sigma, corr=np.ones((d, d)), n_draws=100)
+    assert got == pytest.approx(expect, abs=0.05)
+    assert got < C.gaussian_correlation_ceiling(sigma, n_draws=100) - 0.1
+    # a constant column of errors (sigma ~ 0 there) gets an independent unit row, not NaN
+    y = rng.normal(size=(n, d)) * sigma
+    y[:, 0] = 0.0
+    corr, _ = C.error_correlation(y, np.zeros_like(y), sigma)
+    assert np.all(np.isfinite(corr)) and corr[0, 0] == 1.0 and np.all(corr[0, 1:] == 0.0)
+    with pytest.raises(ValueError, match="correlation matrix"):
+        C.gaussian_correlation_ceiling(sigma, corr=np.ones((d, d + 1)))
+    with pytest.raises(ValueError, match="correlation matrix"):
+        C.gaussian_correlation_ceiling(sigma, corr=np.triu(np.ones((d, d))))
+    bad = np.full((3, 3), -0.9) + 1.9 * np.eye(3)  # unit diagonal, eigenvalue 1 - 1.8 < 0
+    with pytest.raises(ValueError, match="semi-definite"):
+        C.gaussian_correlation_ceiling(np.ones((5, 3)), corr=bad)
+    with pytest.raises(ValueError, match="N >= 3"):
+        C.error_correlation(np.zeros((2, 4)), np.zeros((2, 4)), np.ones((2, 4)))
 
 
 def test_attach_error_model_tiny_run(tmp_path):

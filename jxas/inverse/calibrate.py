@@ -18,7 +18,7 @@ import numpy as np
 from scipy import special, stats
 
 __all__ = ["coverage", "sigma_error_correlation", "fit_scale", "calibration_report", "gaussian_correlation_ceiling",
-           "NOMINAL_2SIGMA"]
+           "error_correlation", "NOMINAL_2SIGMA"]
 
 NOMINAL_2SIGMA = float(special.erf(2.0 / np.sqrt(2.0)))  # 0.9545: Gaussian mass within +-2 sigma
 
@@ -103,18 +103,63 @@ def fit_scale(y, mean, sigma, *, method: str = "coverage", k: float = 2.0, nomin
     raise ValueError(f"unknown method {method!r}; use 'coverage' or 'nll'")
 
 
-def gaussian_correlation_ceiling(sigma, *, n_draws: int = 50, seed: int = 0) -> float:
+def error_correlation(y, mean, sigma, *, floor: float = 1e-12) -> tuple[np.ndarray, float]:
+    """Correlation between outputs of the standardised errors ``(y - mean) / sigma``, and its participation ratio.
+
+    The G2 terms of one spectrum are not independent: a wrong first-shell distance moves every term near
+    it. The participation ratio ``(sum lambda)^2 / sum lambda^2`` of the eigenvalues of this correlation
+    matrix is the effective number of independent error components (D for independent outputs, 1 for
+    fully correlated ones). Outputs whose standardised error does not vary get an independent unit row.
+
+    Args:
+        y, mean, sigma: ``[N, D]`` references, means, sigmas (N >= 3).
+
+    Returns:
+        ``(corr [D, D], participation_ratio)``.
+    """
+    y, mean, sigma = _check(y, mean, sigma)
+    if y.ndim != 2 or len(y) < 3:
+        raise ValueError(f"need [N, D] arrays with N >= 3, got {y.shape}")
+    z = (y - mean) / np.maximum(sigma, floor)
+    ok = z.std(0) > 0
+    corr = np.eye(y.shape[1])
+    if ok.sum() > 1:
+        corr[np.ix_(ok, ok)] = np.corrcoef(z[:, ok].T)
+    ev = np.clip(np.linalg.eigvalsh(corr), 0.0, None)
+    return corr, float(ev.sum() ** 2 / np.sum(ev**2))
+
+
+def gaussian_correlation_ceiling(sigma, *, corr=None, n_draws: int = 50, seed: int = 0) -> float:
     """Pearson(mean sigma, MSE) expected if every error were drawn from its predicted Gaussian.
 
     Even a perfectly calibrated sigma does not correlate perfectly with one sample's MSE: the squared
     errors of its outputs scatter around sigma^2. This is the mean correlation over ``n_draws``
-    simulated error sets ``e ~ N(0, sigma^2)`` (outputs independent; correlated errors across outputs
-    would lower it further): a reference for what a given spread of sigma between samples can reach.
+    simulated error sets ``e ~ N(0, diag(sigma) corr diag(sigma))``: outputs independent by default, or
+    correlated with ``corr`` ``[D, D]`` (e.g. from :func:`error_correlation`), which lowers it (fewer
+    independent errors per sample, a noisier MSE). A reference for what a given spread of sigma between
+    samples can reach.
     """
     sigma = np.asarray(sigma, float)
+    if sigma.ndim != 2:
+        raise ValueError(f"sigma must be [N, D], got shape {sigma.shape}")
+    chol = None
+    if corr is not None:
+        corr = np.asarray(corr, float)
+        d = sigma.shape[1]
+        if corr.shape != (d, d) or not np.allclose(corr, corr.T) or not np.allclose(np.diag(corr), 1.0):
+            raise ValueError(f"corr must be a symmetric [{d}, {d}] correlation matrix with unit diagonal")
+        w, v = np.linalg.eigh(corr)
+        if w.min() < -1e-8:
+            raise ValueError("corr is not positive semi-definite")
+        chol = v * np.sqrt(np.clip(w, 0.0, None))  # any square root works: e = z @ chol.T has covariance corr
     rng = np.random.default_rng(seed)
     s = sigma.mean(-1)
-    r = [stats.pearsonr(s, ((rng.normal(size=sigma.shape) * sigma) ** 2).mean(-1))[0] for _ in range(n_draws)]
+    r = []
+    for _ in range(n_draws):
+        z = rng.normal(size=sigma.shape)
+        if chol is not None:
+            z = z @ chol.T
+        r.append(stats.pearsonr(s, ((z * sigma) ** 2).mean(-1))[0])
     return float(np.mean(r))
 
 
@@ -123,7 +168,10 @@ def calibration_report(y, mean, sigma, *, k: float = 2.0) -> dict[str, float]:
 
     ``pearson_sigma_mse`` is David et al.'s definition (mean sigma per sample); ``pearson_rms_sigma_mse``
     summarises a sample's sigmas by their root mean square instead; ``pearson_gaussian_ceiling`` is
-    :func:`gaussian_correlation_ceiling`.
+    :func:`gaussian_correlation_ceiling` with independent outputs, ``pearson_gaussian_ceiling_correlated``
+    the same with the outputs' error correlation observed in these data, whose participation ratio is
+    ``error_participation_ratio`` (:func:`error_correlation`; diagnostics of what the spread of sigma can
+    reach, they do not enter sigma).
     """
     cov = coverage(y, mean, sigma, k=k)
     out = {"median_coverage": float(np.median(cov)), "coverage": float(coverage(y, mean, sigma, k=k, axis=None))}
@@ -132,7 +180,11 @@ def calibration_report(y, mean, sigma, *, k: float = 2.0) -> dict[str, float]:
         out["pearson_rms_sigma_mse"] = sigma_error_correlation(y, mean, sigma, summary="rms")
         out["spearman_sigma_mse"] = sigma_error_correlation(y, mean, sigma, method="spearman")
         out["pearson_gaussian_ceiling"] = gaussian_correlation_ceiling(sigma)
+        corr, pr = error_correlation(y, mean, sigma)
+        out["pearson_gaussian_ceiling_correlated"] = gaussian_correlation_ceiling(sigma, corr=corr)
+        out["error_participation_ratio"] = pr
     except ValueError:
-        for key in ("pearson_sigma_mse", "pearson_rms_sigma_mse", "spearman_sigma_mse", "pearson_gaussian_ceiling"):
+        for key in ("pearson_sigma_mse", "pearson_rms_sigma_mse", "spearman_sigma_mse", "pearson_gaussian_ceiling",
+                    "pearson_gaussian_ceiling_correlated", "error_participation_ratio"):
             out[key] = float("nan")
     return out

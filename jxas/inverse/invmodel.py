@@ -24,6 +24,8 @@ from flax import serialization
 from jxas.inverse import features as F
 from jxas.inverse.errmodel import FILE as ERRMODEL_FILE
 from jxas.inverse.errmodel import ErrorModel
+from jxas.inverse.errnet import FILE as ERRNET_FILE
+from jxas.inverse.errnet import ErrorNet
 from jxas.inverse.model import combine, init_members, make_module, output_slices
 from jxas.inverse.peaks import shell_distances
 from jxas.inverse.targets import g2_grid
@@ -93,7 +95,8 @@ class InverseModel:
     """A trained bootstrap-ensemble inverse model (member-stacked ``params``, leading axis M).
 
     ``errmodel``: optional out-of-bag error model (:class:`jxas.inverse.errmodel.ErrorModel`) whose
-    expected squared error is added to the ensemble variance before the per-output calibration scale.
+    expected squared error is added to the ensemble variance before the per-output calibration scale;
+    ``errnet``: the same for the learned error model (:class:`jxas.inverse.errnet.ErrorNet`).
     """
 
     config: dict
@@ -103,6 +106,7 @@ class InverseModel:
     edge: str = "K"
     card: str = ""
     errmodel: ErrorModel | None = None
+    errnet: ErrorNet | None = None
 
     @property
     def energy(self) -> np.ndarray:
@@ -127,9 +131,21 @@ class InverseModel:
 
         self._members = jax.jit(members)
 
-    def error_variance(self, spec_grid: np.ndarray) -> np.ndarray | None:
-        """Error-model variance ``[N, O]`` (or ``[O]``) of spectra on the model grid; None without one."""
-        return None if self.errmodel is None else self.errmodel(spec_grid)
+    def error_variance(self, spec_grid: np.ndarray, members: np.ndarray | None = None) -> np.ndarray | None:
+        """Error-model variance ``[N, O]`` (or ``[O]``) of spectra on the model grid; None without one.
+
+        ``members``: the raw member outputs ``[N, M, O(2O)]`` (``[M, O(2O)]``) of these spectra, which the
+        learned error model reads; computed here when not given.
+        """
+        v = None if self.errmodel is None else self.errmodel(spec_grid)
+        if self.errnet is not None:
+            spec = np.asarray(spec_grid, np.float32)
+            if members is None:
+                members = (np.asarray(self.apply_members(self.params, spec)) if spec.ndim == 1 else
+                           np.stack([np.asarray(self.apply_members(self.params, x)) for x in spec]))
+            v2 = self.errnet(spec, members)
+            v = v2 if v is None else v + v2
+        return v
 
     # -- pure functions --------------------------------------------------------------------------
     def apply_members(self, params, spec) -> jax.Array:
@@ -199,7 +215,7 @@ class InverseModel:
         members = np.asarray(self.apply_members(self.params, spec), float)
         if not np.all(np.isfinite(members)):
             raise ValueError("the inverse model produced non-finite outputs for this spectrum")
-        mean, sigma = combine(members, self.config, self.error_variance(np.asarray(spec, np.float32)))
+        mean, sigma = combine(members, self.config, self.error_variance(np.asarray(spec, np.float32), members))
         sigma = sigma * np.asarray(self.config.get("sigma_scale", np.ones(mean.shape[0])), float)
         members = members[:, : mean.shape[0]]
         sl = self._sl
@@ -231,10 +247,11 @@ class InverseModel:
         (d / "config.json").write_text(json.dumps(cfg, indent=1, default=_jsonable))
         (d / "params.msgpack").write_bytes(serialization.to_bytes(jax.device_get(self.params)))
         (d / "card.md").write_text(self.card or f"# {self.name}\n\n(no model card)\n")
-        if self.errmodel is not None:
-            self.errmodel.save(d)
-        elif (d / ERRMODEL_FILE).is_file():  # a stale error model of an earlier save
-            (d / ERRMODEL_FILE).unlink()
+        for em, file in ((self.errmodel, ERRMODEL_FILE), (self.errnet, ERRNET_FILE)):
+            if em is not None:
+                em.save(d)
+            elif (d / file).is_file():  # a stale error model of an earlier save
+                (d / file).unlink()
         return d
 
     @classmethod
@@ -258,11 +275,14 @@ class InverseModel:
         except Exception as e:  # flax raises several types for mismatched trees
             raise ValueError(f"{d / 'params.msgpack'}: does not match config.json ({type(e).__name__}: {e})") from None
         card = (d / "card.md").read_text() if (d / "card.md").is_file() else ""
-        errmodel = ErrorModel.load(d)
-        if config.get("error_model") and errmodel is None:
-            raise ValueError(f"{d}: config.json names an error model but the directory has no errmodel.npz")
-        return cls(config=config, params=params, name=config.get("name", d.name),
-                   element=config.get("element", ""), edge=config.get("edge", "K"), card=card, errmodel=errmodel)
+        errmodel, errnet = ErrorModel.load(d), ErrorNet.load(d)
+        kind = (config.get("error_model") or {}).get("kind")
+        if kind == "oob_knn" and errmodel is None:
+            raise ValueError(f"{d}: config.json names an error model but the directory has no {ERRMODEL_FILE}")
+        if kind == "oob_mlp" and errnet is None:
+            raise ValueError(f"{d}: config.json names a learned error model but the directory has no {ERRNET_FILE}")
+        return cls(config=config, params=params, name=config.get("name", d.name), element=config.get("element", ""),
+                   edge=config.get("edge", "K"), card=card, errmodel=errmodel, errnet=errnet)
 
 
 def _jsonable(o):

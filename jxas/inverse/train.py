@@ -27,12 +27,13 @@ import numpy as np
 from jxas.inverse import features as F
 from jxas.inverse.calibrate import calibration_report, fit_scale
 from jxas.inverse.errmodel import ErrorModel
+from jxas.inverse.errnet import ErrorNet
 from jxas.inverse.invmodel import InverseModel
 from jxas.inverse.model import combine, init_members, make_module, n_outputs, output_slices
 from jxas.inverse.targets import structure_targets
 
 __all__ = ["InverseData", "prepare", "train_inverse", "loss_weights", "ensemble_predict", "gaussian_nll",
-           "bootstrap_weights", "attach_error_model"]
+           "bootstrap_weights", "attach_error_model", "attach_error_net"]
 
 MARGIN = 6.0  # eV kept beyond the model grid on each side so shifted copies stay inside real data
 
@@ -302,6 +303,31 @@ def attach_error_model(model: InverseModel, data: InverseData, train_idx, val_id
     return dataclasses.replace(model, config=config, errmodel=em)
 
 
+def attach_error_net(model: InverseModel, data: InverseData, train_idx, val_idx, weights: np.ndarray, *,
+                     key: jax.Array, k: int = 5, **mlp_kw) -> InverseModel:
+    """Add the learned error model (:mod:`jxas.inverse.errnet`) and recalibrate the sigma scale on validation.
+
+    It replaces a k-NN error model the model may have (whose signal is one of its features). Arguments as
+    :func:`attach_error_model`; ``key`` seeds the error networks, ``mlp_kw`` goes to
+    :func:`jxas.inverse.errnet.fit_mlp`.
+    """
+    config = dict(model.config)
+    grid = np.asarray(config["energy"])
+    on_grid = np.stack([np.interp(grid, data.store_energy, s) for s in data.spec]).astype(np.float32)
+    tr, va = np.asarray(train_idx), np.asarray(val_idx)
+    p_tr = ensemble_predict(config, model.params, on_grid[tr])
+    net = ErrorNet.fit(config, on_grid[tr], p_tr, data.y[tr], weights, data.groups[tr], key=key, k=k, **mlp_kw)
+    pv = ensemble_predict(config, model.params, on_grid[va])
+    mv, sv = combine(pv, config, net(on_grid[va], pv))
+    scale = fit_scale(data.y[va], mv, np.maximum(sv, 1e-6), method="coverage", axis=0)
+    scale = np.where(data.ymask[va].sum(0) >= 3, scale, 1.0)
+    config["sigma_scale"] = np.maximum(scale, 1e-3).tolist()
+    config["error_model"] = {"kind": "oob_mlp", "k": int(k), "n_library": int(len(net.library)),
+                             "n_nets": int(net.params["w1"].shape[0]), "n_features": int(len(net.x_mean)),
+                             "blocks": ["g2"]}
+    return dataclasses.replace(model, config=config, errmodel=None, errnet=net)
+
+
 def ensemble_predict(config: dict, params, spec_grid: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Member predictions ``[N, M, O]`` for spectra already on the model grid ``[N, E]`` (no augmentation)."""
     module = make_module(config)
@@ -430,7 +456,7 @@ def train_inverse(
             continue
         p = pv if part == "val" else ensemble_predict(config, res.params, on_grid[idx])
         report[part] = evaluate_predictions(p, data.y[idx], data.ymask[idx], config,
-                                            model.error_variance(on_grid[idx]))
+                                            model.error_variance(on_grid[idx], p))
     report["history"] = {k: [float(x) for x in v] for k, v in res.history.items()}
     return model, report
 
@@ -508,7 +534,13 @@ def model_card(model: InverseModel, report: dict, *, dataset: str, command: str)
            "variance = mean member variance + variance of the member means, Lakshminarayanan et al. 2017)."
            if c.get("heteroscedastic") else "."),
     ]
-    if c.get("error_model"):
+    if (c.get("error_model") or {}).get("kind") == "oob_mlp":
+        em = c["error_model"]
+        lines.append(f"The G2 variance is increased by a learned error model (`jxas.inverse.errnet`): {em['n_nets']} "
+                     f"small networks predict the spectrum's G2 MSE from {em['n_features']} features (ensemble spread, "
+                     f"distance to the {em['n_library']} training spectra, predicted first shell, spectrum shape), "
+                     "learnt from out-of-bag errors; the per-output scale is fitted on validation after it.")
+    elif c.get("error_model"):
         em = c["error_model"]
         lines.append(f"The ensemble variance is increased by an out-of-bag error model (`jxas.inverse.errmodel`): the "
                      f"mean squared out-of-bag error of the {em['k']} nearest of {em['n_library']} training spectra, "
@@ -579,6 +611,9 @@ def main(argv=None) -> int:
                    help="add the out-of-bag k-NN error model with this many neighbours (jxas.inverse.errmodel)")
     p.add_argument("--error-model-blocks", default=None,
                    help="comma-separated output blocks the error model applies to (e.g. g2; default all)")
+    p.add_argument("--error-model-kind", default="knn", choices=["knn", "mlp"],
+                   help="with --attach-error-model: the out-of-bag k-NN error model (jxas.inverse.errmodel) or the "
+                   "learned one (jxas.inverse.errnet)")
     p.add_argument("--attach-error-model", default=None, metavar="MODEL",
                    help="do not train: add the error model (--error-model-k, default 5) to this trained model "
                    "(name or directory; DATASET must be the one it was trained on, --seed its seed) and save to OUT")
@@ -642,13 +677,15 @@ def _attach_main(a) -> int:
         cfg["split_groups"] = {"train": sorted(set(map(str, data.groups[tr]))),
                                "val": sorted(set(map(str, data.groups[va])))}
     w = bootstrap_weights(data.groups[tr], model.n_members, key=jax.random.split(jax.random.key(a.seed), 3)[0])
-    before = evaluate_predictions(ensemble_predict(cfg, model.params, _on_grid(data, model.energy)[va]),
-                                  data.y[va], data.ymask[va], cfg)
-    blocks = a.error_model_blocks.split(",") if a.error_model_blocks else None
-    model = attach_error_model(model, data, tr, va, w, k=a.error_model_k or 5, blocks=blocks)
     x_va = _on_grid(data, model.energy)[va]
-    after = evaluate_predictions(ensemble_predict(model.config, model.params, x_va), data.y[va], data.ymask[va],
-                                 model.config, model.error_variance(x_va))
+    p_va = ensemble_predict(cfg, model.params, x_va)
+    before = evaluate_predictions(p_va, data.y[va], data.ymask[va], cfg, model.error_variance(x_va, p_va))
+    blocks = a.error_model_blocks.split(",") if a.error_model_blocks else None
+    if a.error_model_kind == "mlp":
+        model = attach_error_net(model, data, tr, va, w, key=jax.random.key(a.seed), k=a.error_model_k or 5)
+    else:
+        model = attach_error_model(model, data, tr, va, w, k=a.error_model_k or 5, blocks=blocks)
+    after = evaluate_predictions(p_va, data.y[va], data.ymask[va], model.config, model.error_variance(x_va, p_va))
     model.config.setdefault("metrics", {})["val_before_error_model"] = before
     model.config["metrics"]["val"] = after
     model.save(a.out)
