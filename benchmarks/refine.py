@@ -40,12 +40,20 @@ def _cache():
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def heldout_indices(ds, model, n: int, seed: int) -> tuple[np.ndarray, str]:
-    """Entries of groups the model did not train on, if its config records them; else a group split."""
+def heldout_indices(ds, model, n: int, seed: int, keys_file: str | None = None) -> tuple[np.ndarray, str]:
+    """Entries of groups the model did not train on, if its config records them; else a group split.
+    With ``keys_file``, the entries whose keys it lists (e.g. a model's validation complexes, to choose
+    settings such as lambda without touching its test complexes)."""
     from jxas.train import group_split
 
     groups = np.asarray(ds.groups)
     keys = np.asarray(ds.keys)
+    if keys_file:
+        want = Path(keys_file).read_text().split()
+        sel = np.flatnonzero(np.isin(keys, want))
+        if not len(sel):
+            raise SystemExit(f"none of the keys in {keys_file} is in {ds.path}")
+        return sel[:n], f"keys listed in {keys_file}"
     cfg = getattr(model, "config", {}) or {}
     split = dict(cfg.get("split") or cfg.get("data_split") or {})
     if cfg.get("test_groups"):
@@ -66,7 +74,7 @@ def heldout_indices(ds, model, n: int, seed: int) -> tuple[np.ndarray, str]:
 
 def part_a(
     model, ds_path: Path, n: int, steps: int, seed: int, energies: list[str], partial: Path | None = None,
-    floor: bool = False,
+    floor: bool = False, lam: float | None = None, keys_file: str | None = None,
 ) -> dict:
     import jax
 
@@ -80,7 +88,7 @@ def part_a(
     from jxas.sweep import make_move
 
     ds = Dataset(ds_path)
-    idx, how = heldout_indices(ds, model, n, seed)
+    idx, how = heldout_indices(ds, model, n, seed, keys_file)
     rng = np.random.default_rng(seed)
     e = np.asarray(ds.energy)
     rows = []
@@ -120,7 +128,7 @@ def part_a(
         for en, s0, energy in runs:
             t = time.perf_counter()
             try:
-                res = jxas.refine(s0, target, model=model, energy=energy, steps=steps, uncertainty=False)
+                res = jxas.refine(s0, target, model=model, energy=energy, steps=steps, uncertainty=False, lam=lam)
             except Exception as exc:  # noqa: BLE001 - a benchmark records failures and goes on
                 row[en] = {"error": f"{type(exc).__name__}: {exc}"}
                 continue
@@ -141,7 +149,7 @@ def part_a(
             + "; ".join(f"{en} {np.median(row[en]['err']):.3f} Å" for en, _, _ in runs if "err" in row[en]),
             flush=True,
         )
-    summary = {"selection": how, "n_entries": len(rows), "steps": steps}
+    summary = {"selection": how, "n_entries": len(rows), "steps": steps, "lam": lam}
     allstart = np.concatenate([r["err_start"] for r in rows]) if rows else np.zeros(0)
     summary["median_err_start"] = float(np.median(allstart)) if len(allstart) else None
     for en in energies + (["floor"] if floor else []):
@@ -348,6 +356,8 @@ def main(argv=None):
     ap.add_argument("--minerals", action="store_true",
                     help="(b): also the single-Fe-site minerals with measured spectra in ../shared (FE_MINERALS)")
     ap.add_argument("--cutoff", type=float, default=5.0, help="cluster radius for the CIFs (b), Å")
+    ap.add_argument("--lam", type=float, help="(a): weight of the energy term (default jxas.refine's DEFAULT_LAMBDA)")
+    ap.add_argument("--keys", help="(a): refine the entries whose keys this file lists instead of held-out ones")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "refine.json"))
     args = ap.parse_args(argv)
@@ -389,6 +399,8 @@ def main(argv=None):
             args.energies,
             partial=Path(args.out).with_suffix(".partial_a.json"),
             floor=args.floor,
+            lam=args.lam,
+            keys_file=args.keys,
         )
         print(json.dumps(results["a"]["summary"], indent=1))
     if "b" in args.parts:
