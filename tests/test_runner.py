@@ -423,7 +423,9 @@ def test_cli_generate_real_campaign_entry(tmp_path, capsys):
         prov = ds.provenance(0)
         assert prov["feff_version"] and prov["seconds"]["feff"] > 0 and prov["input_hash"]
         assert ds.recipe["name"] == "feff10-default"
-    assert "jxas generate --element Fe --edge K --n 2 --seed 0" in out.with_suffix(".md").read_text()
+    card = out.with_suffix(".md").read_text()
+    assert "jxas generate --element Fe --edge K --n 2 --seed 0" in card
+    assert "## Local environments" in card and "Molecular first- and second-shell environments of Fe" in card
     capsys.readouterr()
     assert main(["dataset", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

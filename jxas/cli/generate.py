@@ -123,8 +123,11 @@ def run(args: argparse.Namespace) -> int:
     kind = "crystals-" if args.crystals else ""
     out = args.out or f"datasets/{args.element.lower()}-{args.edge.lower()}-{kind}{recipe.name}.h5"
     specs = _crystal_specs(args) if args.crystals else None
-    sections = None
-    if specs is not None:
+    if specs is None:  # molecular campaign: how the builder makes the environments
+        from jxas.data.build.campaign import card_sections
+
+        sections = card_sections(args.element.capitalize())
+    else:
         sections = {"How it was built": (
             "Entries are made by `jxas.data.generate` from the spec list "
             "`jxas.data.build.crystal.crystal_specs(element, files, variants=..., seed=..., cutoff=...)`: for "
