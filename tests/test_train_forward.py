@@ -122,7 +122,8 @@ def test_cli_train_then_evaluate(small_cu, tmp_path, capsys):
     out = tmp_path / "cli"
     rc = main(["train", str(small_cu.path), "--kind", "mlp", "--set", "hidden=[16]", "dropout=0.0",
                "--epochs", "3", "--batch-size", "16", "--members", "1", "--no-progress", "-o", str(out),
-               "--group-weight", "1", "--param-dtype", "float16"])
+               "--group-weight", "1", "--param-dtype", "float16", "--loss", "edge=2", "deriv=0.5",
+               "--select", "last"])
     assert rc == 0
     assert "held-out: eta" in capsys.readouterr().out
     from jxas.models import load_model
@@ -130,6 +131,11 @@ def test_cli_train_then_evaluate(small_cu, tmp_path, capsys):
     stored = load_model(out / "model")
     assert stored.config["param_dtype"] == "float16"
     assert stored.config["training"]["group_weight"] == 1.0
+    assert stored.config["training"]["loss"]["edge"] == 2.0 and stored.config["training"]["loss"]["deriv"] == 0.5
+    assert stored.config["training"]["select"] == "last"
+    # an unknown loss term is a clear error
+    assert main(["train", str(small_cu.path), "--loss", "colour=1", "-o", str(tmp_path / "bad")]) == 1
+    assert "unknown --loss term" in capsys.readouterr().err
     rc = main(["evaluate", str(out / "model"), str(small_cu.path), "--json", str(tmp_path / "m.json"),
                "--plots", str(tmp_path / "plots")])
     text = capsys.readouterr().out

@@ -43,6 +43,12 @@ def register(subparsers) -> None:
     p.add_argument("--group-weight", type=float, default=0.0, metavar="P",
                    help="weight each entry's error by n_g**-P, n_g its group's (material's) entry count: "
                         "0 = every entry alike (default), 1 = every group alike")
+    p.add_argument("--loss", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="extra loss terms on top of the MSE (jxas.train.losses.SpectrumLoss): edge=W, "
+                        "edge_window=EV, deriv=W, peak=W, peak_temperature=T (default: plain MSE)")
+    p.add_argument("--select", choices=["best", "last"], default="best",
+                   help="keep the best-validation epoch (default) or the last one (a fixed schedule; the "
+                        "validation split is still evaluated)")
     p.add_argument("--param-dtype", choices=["float32", "float16"], default="float32",
                    help="stored precision of the saved parameters (float16 halves the file; default float32)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (initialisation, shuffling, dropout)")
@@ -73,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     model = train_forward(args.dataset, cfg, tc, members=args.members, key=jax.random.key(args.seed),
                           out_dir=args.out, bootstrap=args.bootstrap, split_seed=args.split_seed,
                           name=args.name, max_train=args.max_train, command=command,
-                          group_weight=args.group_weight, param_dtype=args.param_dtype)
+                          group_weight=args.group_weight, param_dtype=args.param_dtype,
+                          loss=_loss(args.loss), select=args.select)
     m = model.config.get("metrics", {})
     held = m.get("test") or m.get("val")
     print(f"model saved to {Path(args.out) / 'model'}")
@@ -82,3 +89,21 @@ def run(args: argparse.Namespace) -> int:
               f"median Pearson {held['median_pearson']:.4f}, median peak dE {held['median_peak_de']:.2f} eV "
               f"({held['n']} spectra)")
     return 0
+
+
+def _loss(items: list[str]):
+    if not items:
+        return None
+    from jxas.train.losses import SpectrumLoss
+
+    fields = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise ValueError(f"--loss expects KEY=VALUE, got {item!r}")
+        fields[k] = float(v)
+    try:
+        return SpectrumLoss(**fields)
+    except TypeError:
+        raise ValueError(f"unknown --loss term(s) {sorted(fields)}; use edge, edge_window, deriv, peak, "
+                         "peak_temperature") from None
