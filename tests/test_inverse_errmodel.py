@@ -119,30 +119,11 @@ def test_error_correlation_and_correlated_ceiling(rng):
 
 def test_attach_error_model_tiny_run(tmp_path):
     """A tiny ensemble gets an error model from its real bootstrap; sigma grows where OOB errors are large."""
-    from test_inverse_train import E0, ToyDataset
+    from test_inverse_train import train_toy
 
-    from jxas.inverse import features as F
-    from jxas.inverse.train import (
-        attach_error_model,
-        bootstrap_weights,
-        ensemble_predict,
-        model_grid,
-        prepare,
-        train_inverse,
-    )
-    from jxas.train import TrainConfig, group_split
+    from jxas.inverse.train import attach_error_model, bootstrap_weights, ensemble_predict
 
-    ds = ToyDataset(120, seed=5)
-    grid = model_grid(E0 - 10.0, E0 + 90.0, 1.0)
-    data = prepare(ds, grid)
-    tr, va, te = group_split(data.groups, (0.70, 0.15, 0.15), seed=0)
-    cfg = {"arch": "cnn", "energy": grid, "channels": (4, 8, 8), "dense": (16,)}
-    tc = TrainConfig(epochs=4, batch_size=32, learning_rate=3e-3, weight_decay=0.0, warmup_epochs=0.5,
-                     clip_norm=None, patience=None, progress=False)
-    key = jax.random.key(0)
-    model, rep = train_inverse(data, cfg, key=key, members=4, split=(tr, va, te), train_config=tc,
-                               augment=F.AugmentConfig(max_shift=0.5, max_fwhm=1.0, max_noise=0.002), name="toy",
-                               element="Fe", error_model_k=3)
+    model, rep, ds, data, grid, (tr, va, te), key, _ = train_toy(120, seed=5, epochs=4)
     assert model.config["error_model"] == {"kind": "oob_knn", "k": 3, "n_library": model.errmodel.library.shape[0],
                                            "blocks": None}
     # the same draw rebuilt outside training gives the same library

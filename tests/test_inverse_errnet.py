@@ -89,32 +89,12 @@ def test_error_net_follows_the_error_and_roundtrips(tmp_path, rng):
 
 
 def test_attach_error_net_tiny_run(tmp_path):
-    from test_inverse_train import E0, ToyDataset
+    from test_inverse_train import train_toy
 
-    from jxas.inverse import features as F
     from jxas.inverse.model import combine
-    from jxas.inverse.train import (
-        attach_error_net,
-        bootstrap_weights,
-        ensemble_predict,
-        model_grid,
-        prepare,
-        train_inverse,
-    )
-    from jxas.train import TrainConfig, group_split
+    from jxas.inverse.train import attach_error_net, ensemble_predict
 
-    ds = ToyDataset(150, seed=3)
-    grid = model_grid(E0 - 10.0, E0 + 90.0, 1.0)
-    data = prepare(ds, grid)
-    tr, va, te = group_split(data.groups, (0.70, 0.15, 0.15), seed=0)
-    cfg = {"arch": "cnn", "energy": grid, "channels": (4, 8, 8), "dense": (16,)}
-    tc = TrainConfig(epochs=3, batch_size=32, learning_rate=3e-3, weight_decay=0.0, warmup_epochs=0.5,
-                     clip_norm=None, patience=None, progress=False)
-    key = jax.random.key(0)
-    model, _ = train_inverse(data, cfg, key=key, members=4, split=(tr, va, te), train_config=tc,
-                             augment=F.AugmentConfig(max_shift=0.5, max_fwhm=1.0, max_noise=0.002), name="toy",
-                             element="Fe", error_model_k=3)
-    w = bootstrap_weights(data.groups[tr], 4, key=jax.random.split(key, 3)[0])
+    model, _, ds, data, grid, (tr, va, te), _, w = train_toy(150, seed=3, epochs=3)
     with_net = attach_error_net(model, data, tr, va, w, key=jax.random.key(2), k=3, steps=300, n_nets=2)
     assert with_net.errmodel is None and with_net.errnet is not None  # the k-NN model is replaced
     assert with_net.config["error_model"]["kind"] == "oob_mlp"

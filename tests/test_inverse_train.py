@@ -57,6 +57,27 @@ class ToyDataset:
         return jax.tree.map(lambda x: x[np.asarray(idx)], self._s)
 
 
+def train_toy(n: int, seed: int, epochs: int):
+    """A 4-member toy inverse ensemble with an out-of-bag k-NN error model (k = 3), for the error-model tests:
+    ``(model, report, dataset, prepared data, grid, (train, val, test) indices, key, bootstrap weights)``."""
+    from jxas.inverse.train import bootstrap_weights
+    from jxas.train import TrainConfig, group_split
+
+    ds = ToyDataset(n, seed=seed)
+    grid = model_grid(E0 - 10.0, E0 + 90.0, 1.0)
+    data = prepare(ds, grid)
+    tr, va, te = group_split(data.groups, (0.70, 0.15, 0.15), seed=0)
+    cfg = {"arch": "cnn", "energy": grid, "channels": (4, 8, 8), "dense": (16,)}
+    tc = TrainConfig(epochs=epochs, batch_size=32, learning_rate=3e-3, weight_decay=0.0, warmup_epochs=0.5,
+                     clip_norm=None, patience=None, progress=False)
+    key = jax.random.key(0)
+    model, rep = train_inverse(data, cfg, key=key, members=4, split=(tr, va, te), train_config=tc,
+                               augment=F.AugmentConfig(max_shift=0.5, max_fwhm=1.0, max_noise=0.002), name="toy",
+                               element="Fe", error_model_k=3)
+    w = bootstrap_weights(data.groups[tr], 4, key=jax.random.split(key, 3)[0])
+    return model, rep, ds, data, grid, (tr, va, te), key, w
+
+
 def test_tiny_training_learns_distance_and_saves(tmp_path):
     from jxas.train import TrainConfig
 
