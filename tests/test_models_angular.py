@@ -92,10 +92,31 @@ def test_angle_block_smooth_at_its_cutoff():
     assert np.isfinite(float(g)) and abs(float(g)) < 1e-6
 
 
+def test_angle_k_nearest_matches_all_pairs_while_enough(rng, tol):
+    """angle_k = k restricts the angle block to the k nearest atoms inside the angle cutoff: the same
+    values and gradients as all pairs while at most k atoms sit inside it, different once more do."""
+    s = _cluster(rng, n=30)
+    pos = np.asarray(s.positions)
+    inside = int(np.sum((np.linalg.norm(pos[1:] - pos[0], axis=1) < ANG["angle_cutoff"])))
+    assert 3 <= inside < 29  # the random cluster has atoms on both sides of the cutoff
+    full = make_element_radial(**ANG)
+    near = make_element_radial(**ANG, angle_k=inside)
+    np.testing.assert_allclose(np.asarray(near(s)), np.asarray(full(s)), rtol=1e-12, atol=1e-12)
+    g_full = jax.grad(lambda x: jnp.sum(full(s.replace(positions=x))))(s.positions)
+    g_near = jax.grad(lambda x: jnp.sum(near(s.replace(positions=x))))(s.positions)
+    np.testing.assert_allclose(np.asarray(g_near), np.asarray(g_full), rtol=1e-10, atol=1e-12)
+    fewer = make_element_radial(**ANG, angle_k=inside - 2)
+    assert not np.allclose(np.asarray(fewer(s))[-9:], np.asarray(full(s))[-9:])
+    np.testing.assert_array_equal(np.asarray(fewer(s))[:-9], np.asarray(full(s))[:-9])  # radial part untouched
+    assert_absorber_invariant(jax.jit(near), s, rng, pad_to=34, rtol=tol["invariance_rtol"])
+
+
 @pytest.mark.parametrize("bad, match", [
     ({"n_angle": 1}, "n_angle"),
     ({"n_angle": 8, "angle_cutoff": 7.0}, "angle_cutoff"),
     ({"n_angle": 8, "angle_width": 0.0}, "angle_width"),
+    ({"n_angle": 8, "angle_k": 1}, "angle_k"),
+    ({"n_angle": 8, "angle_k": -3}, "angle_k"),
 ])
 def test_angle_block_bad_settings(bad, match):
     with pytest.raises(ValueError, match=match):

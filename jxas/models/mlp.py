@@ -34,7 +34,7 @@ __all__ = [
 
 _WACSF_KEYS = ("r_min", "r_max", "n_g2", "n_g4", "l", "z", "g2_parameterisation", "g4_parameterisation", "truncate_jk")
 _RDC_KEYS = ("r_min", "r_max", "dr", "alpha", "pairs")
-_ERADIAL_KEYS = ("elements", "r_min", "r_max", "n", "width", "n_angle", "angle_cutoff", "angle_width")
+_ERADIAL_KEYS = ("elements", "r_min", "r_max", "n", "width", "n_angle", "angle_cutoff", "angle_width", "angle_k")
 _KEYS = {"wacsf": _WACSF_KEYS, "rdc": _RDC_KEYS, "eradial": _ERADIAL_KEYS}
 DESCRIPTORS = tuple(_KEYS)
 # H, C, N, O, F, P, S, Cl, Br, I: the ligand atoms of the molecular Fe/Mn sets; others share one block
@@ -55,6 +55,7 @@ def element_radial_size(elements=ERADIAL_ELEMENTS, n: int = 32, n_angle: int = 0
 def make_element_radial(
     elements: tuple[int, ...] = ERADIAL_ELEMENTS, r_min: float = 1.0, r_max: float = 6.0, n: int = 32,
     width: float = 1.0, n_angle: int = 0, angle_cutoff: float = 3.0, angle_width: float = 1.0,
+    angle_k: int = 0,
 ) -> Callable[[Structure], Float[Array, " d"]]:
     """Element-resolved radial descriptor of the absorber: a pure ``structure -> [(len(elements) + 1) * n + n_angle]``.
 
@@ -88,6 +89,10 @@ def make_element_radial(
         n_angle: bond-angle bins (0: none, the descriptor is purely radial; else >= 2).
         angle_cutoff: neighbour cutoff of the angle block (Å), at most ``r_max``.
         angle_width: Gaussian standard deviation of the angle block in units of its bin spacing.
+        angle_k: 0 (default): the angle block pairs all atoms (O(n_atoms^2)); k >= 2: only the k atoms with
+            the largest cutoff weight, i.e. the k nearest inside ``angle_cutoff`` (O(k^2), much faster on
+            large clusters). Identical while at most k atoms sit inside ``angle_cutoff``; beyond that the
+            farthest are left out, so choose k above the largest such count in the data.
     """
     if n < 2:
         raise ValueError(f"eradial needs n >= 2 radial centres, got {n}")
@@ -97,6 +102,8 @@ def make_element_radial(
         raise ValueError(f"eradial width must be positive, got {width}")
     if n_angle < 0 or n_angle == 1:
         raise ValueError(f"eradial n_angle must be 0 or >= 2, got {n_angle}")
+    if angle_k < 0 or angle_k == 1:
+        raise ValueError(f"eradial angle_k must be 0 (all atoms) or >= 2, got {angle_k}")
     if n_angle and not (0.0 < angle_cutoff <= r_max and angle_width > 0):
         raise ValueError(f"eradial needs 0 < angle_cutoff <= r_max and angle_width > 0, got {angle_cutoff}, "
                          f"{angle_width}")
@@ -122,9 +129,12 @@ def make_element_radial(
         ok = r > 0
         u = d * jnp.where(ok, 1.0 / jnp.where(ok, r, 1.0), 0.0)[:, None]  # unit vectors (0 at the absorber)
         wa = jnp.where(neighbour_mask(s, angle_cutoff), cosine_cutoff(r, angle_cutoff), 0.0)
-        cos = jnp.clip(u @ u.T, -1.0, 1.0)  # [n_atoms, n_atoms]
-        pair = wa[:, None] * wa[None, :] * (1.0 - jnp.eye(r.shape[0], dtype=r.dtype))
-        h = jnp.exp(-a_eta * (cos[..., None] - c) ** 2)  # [n_atoms, n_atoms, n_angle]
+        if 0 < angle_k < r.shape[0]:  # the k nearest inside the angle cutoff (weights decrease with r)
+            wa, pick = jax.lax.top_k(wa, angle_k)
+            u = u[pick]
+        cos = jnp.clip(u @ u.T, -1.0, 1.0)  # [m, m], m = n_atoms or angle_k
+        pair = wa[:, None] * wa[None, :] * (1.0 - jnp.eye(wa.shape[0], dtype=r.dtype))
+        h = jnp.exp(-a_eta * (cos[..., None] - c) ** 2)  # [m, m, n_angle]
         return jnp.concatenate([out, 0.5 * jnp.einsum("jk,jki->i", pair, h)])
 
     return eradial
