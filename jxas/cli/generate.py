@@ -124,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or f"datasets/{args.element.lower()}-{args.edge.lower()}-{kind}{recipe.name}.h5"
     specs = _crystal_specs(args) if args.crystals else None
     if specs is None:  # molecular campaign: how the builder makes the environments
-        from jxas.data.build.campaign import card_sections
+        from jxas.data.build.campaign import GEOMETRIES, card_sections
 
-        sections = card_sections(args.element.capitalize())
+        el = args.element.capitalize()  # an element the builder lacks is refused by generate() below
+        sections = card_sections(el) if el in GEOMETRIES else None
     else:
         sections = {"How it was built": (
             "Entries are made by `jxas.data.generate` from the spec list "
