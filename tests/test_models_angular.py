@@ -97,7 +97,7 @@ def test_angle_k_nearest_matches_all_pairs_while_enough(rng, tol):
     values and gradients as all pairs while at most k atoms sit inside it, different once more do."""
     s = _cluster(rng, n=30)
     pos = np.asarray(s.positions)
-    inside = int(np.sum((np.linalg.norm(pos[1:] - pos[0], axis=1) < ANG["angle_cutoff"])))
+    inside = int(np.sum(np.linalg.norm(pos[1:] - pos[0], axis=1) < ANG["angle_cutoff"]))
     assert 3 <= inside < 29  # the random cluster has atoms on both sides of the cutoff
     full = make_element_radial(**ANG)
     near = make_element_radial(**ANG, angle_k=inside)
