@@ -252,9 +252,10 @@ def _from_atoms(
     n_overlap = int(np.sum(r[np.arange(len(r)) != absorber] < 0.5))
     if n_overlap:
         warnings.warn(f"{source}: {n_overlap} atom(s) closer than 0.5 Å to the absorber", stacklevel=3)
-    elif len(pos) <= 5000:
-        d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)[np.triu_indices(len(pos), 1)]
-        n_close = int(np.sum(d < 0.5))
+    else:
+        from scipy.spatial import cKDTree  # O(n log n); an n x n distance matrix would not scale
+
+        n_close = len(cKDTree(pos).query_pairs(0.5))
         if n_close:
             warnings.warn(f"{source}: {n_close} pair(s) of atoms closer than 0.5 Å (split or duplicated sites?)",
                           stacklevel=3)
