@@ -238,12 +238,13 @@ def train_forward(
     cutoff = model_cutoff(cfg)
     has_val = len(split["val"]) > 0
     # without validation entries the code paths below run on a one-entry stand-in that fit() never sees
+    val_idx = split["val"] if has_val else split["train"][:1]
     s_train = _np_structures(ds, split["train"])
-    s_val = _np_structures(ds, split["val"] if has_val else split["train"][:1])
+    s_val = _np_structures(ds, val_idx)
     if _trim_is_exact(cfg):
         s_train, s_val = trim_to_cutoff(s_train, cutoff), trim_to_cutoff(s_val, cutoff)
     mu_train = np.asarray(ds.spectra(split["train"]), np.float32)
-    mu_val = np.asarray(ds.spectra(split["val"] if has_val else split["train"][:1]), np.float32)
+    mu_val = np.asarray(ds.spectra(val_idx), np.float32)
     cached = cfg["kind"] == "mlp"
     if cached:
         # descriptors once (the MLP's `features` has no parameters): statistics and training inputs
@@ -282,7 +283,7 @@ def train_forward(
         val_data = {"structure": s_val, "mu": mu_val}
     if group_weight:
         train_data["w"] = group_weights(groups[split["train"]], group_weight)
-        val_data["w"] = group_weights(groups[split["val"] if has_val else split["train"][:1]], group_weight)
+        val_data["w"] = group_weights(groups[val_idx], group_weight)
     s0 = jax.tree.map(lambda x: jnp.asarray(x[0]), s_train)
 
     def init_fn(k):
